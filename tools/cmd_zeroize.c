@@ -1,7 +1,6 @@
 /*
  * ihsmctl zeroize: destroy every key of the session's partition, in the
- * device's memory and on disk. Key files made from them become useless.
- * Irreversible, so it insists on --yes.
+ * device's memory and on disk. Irreversible, so it insists on --yes.
  */
 #include "tools_common.h"
 
@@ -10,9 +9,9 @@
 static const char help[] =
     "Usage: ihsmctl zeroize --yes\n"
     "\n"
-    "Destroy every key of the partition named in the credential: stored keys,\n"
-    "loaded keys, and so every key file made for it. There is no undo. The\n"
-    "partition and its credential stay, empty.\n";
+    "Destroy every key of the partition named in the credential: the keys\n"
+    "stored in it and every key loaded in the device's memory. There is no\n"
+    "undo. The partition and its credential stay, empty.\n";
 
 int ihsm_cmd_zeroize(ihsm_tool *t, int argc, char **argv)
 {
