@@ -90,11 +90,16 @@ int ihsm_tool_global_opt(ihsm_tool *t, int c, const char *arg)
 
 int ihsm_tool_bad_option(const ihsm_tool *t, char **argv)
 {
-    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    const char *arg = optind > 0 ? argv[optind - 1] : NULL;
 
-    if (optopt != 0 && optopt < 0x100 && (arg == NULL || arg[0] != '-' || arg[1] == '-'))
+    /* Long options name themselves; a short one is only in optopt. */
+    if (arg != NULL && strncmp(arg, "--", 2) == 0)
+        return ihsm_tool_usage_err(t, "option '%.*s' is unknown or needs a value",
+                                   (int)strcspn(arg, "="), arg);
+    if (optopt > 0x20 && optopt < 0x7f)
         return ihsm_tool_usage_err(t, "option '-%c' is unknown or needs a value", optopt);
-    return ihsm_tool_usage_err(t, "option '%s' is unknown or needs a value", arg);
+    return ihsm_tool_usage_err(t, "option '%s' is unknown or needs a value",
+                               arg != NULL ? arg : "?");
 }
 
 int ihsm_tool_no_operands(const ihsm_tool *t, int argc, char **argv)

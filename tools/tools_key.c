@@ -49,7 +49,8 @@ static int read_keyfile(ihsm_tool *t, const char *file, ihsm_keyfile *kf)
     memset(kf, 0, sizeof(*kf));
     errno = 0;
     if (ihsm_keyfile_read(file, kf) != 0) {
-        if (errno != 0)
+        /* EINVAL: the file is there but holds no masked key */
+        if (errno != 0 && errno != EINVAL)
             ihsm_tool_err(t, "cannot read key file %s: %s", file, strerror(errno));
         else
             ihsm_tool_err(t, "%s is not an ihsm masked key file (PEM \"%s\"): write "

@@ -9,6 +9,9 @@ set -eu
 tools_device_start() {
     [ -x "$IHSMD" ] || ihsm_skip "no ihsmd at $IHSMD: build it first"
     ihsm_device_start
+    # The fixture's stop is not written for set -e (kill -KILL of a pid that
+    # already exited fails): run it without.
+    trap 'set +e; ihsm_device_stop' EXIT
     T="$IHSM_SCRATCH"
 }
 
