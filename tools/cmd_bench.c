@@ -105,11 +105,12 @@ static int transient_key(ihsm_tool *t, bench_key *bk)
     bk->handle = ihsm_rd_u32(&r);
     (void)ihsm_rd_bytes(&r, &blob_len, IHSM_MAX_BLOB);
     pub = ihsm_rd_bytes(&r, &pub_len, 4096);
-    if (ihsm_rd_end(&r) != 0 || (bk->spki = OPENSSL_memdup(pub, pub_len)) == NULL) {
+    if (ihsm_rd_end(&r) != 0 || pub_len == 0 || (bk->spki = malloc(pub_len)) == NULL) {
         ihsm_result_clear(&res);
         ihsm_tool_err(t, "the device's answer to KEY_GENERATE is malformed");
         return IHSM_TOOL_FAIL;
     }
+    memcpy(bk->spki, pub, pub_len);
     bk->spki_len = pub_len;
     bk->type = IHSM_KEY_EC_P256;
     bk->bits = 256;
@@ -171,7 +172,7 @@ static int sign_setup(ihsm_tool *t, const char *name, const char *file, uint32_t
 
 static void bench_key_clear(bench_key *bk)
 {
-    OPENSSL_free(bk->spki);
+    free(bk->spki); /* malloc'd, here or by tools_key.c */
     ihsm_wr_free(&bk->payload);
     memset(bk, 0, sizeof(*bk));
 }

@@ -198,11 +198,17 @@ ihsm_queue *ihsm_tool_queue(ihsm_tool *t, int *rc)
 
 int ihsm_tool_call(ihsm_tool *t, uint16_t cmd, const ihsm_wr *payload, ihsm_result *res)
 {
+    int st;
+
     memset(res, 0, sizeof(*res));
     if (payload != NULL && payload->err)
         return IHSM_ERR_NOMEM;
-    return ihsm_queue_call(t->q, cmd, payload != NULL ? payload->p : NULL,
-                           payload != NULL ? payload->len : 0, res);
+    st = ihsm_queue_call(t->q, cmd, payload != NULL ? payload->p : NULL,
+                         payload != NULL ? payload->len : 0, res);
+    if (ihsm_debug)
+        ihsm_dbg("ihsmctl %s: %s (%zu bytes) -> %s (%zu bytes)", t->cmd, ihsm_cmd_name(cmd),
+                 payload != NULL ? payload->len : 0, ihsm_status_name(st), res->len);
+    return st;
 }
 
 void ihsm_tool_close(ihsm_tool *t)
@@ -277,6 +283,9 @@ int ihsm_tool_call_direct(ihsm_tool *t, uint16_t cmd, const ihsm_wr *payload,
     }
 out:
     res->status = st;
+    if (ihsm_debug)
+        ihsm_dbg("ihsmctl %s: %s on its own connection to %s -> %s (%zu bytes)", t->cmd,
+                 ihsm_cmd_name(cmd), t->socket_path, ihsm_status_name(st), res->len);
     if (buf != NULL)
         OPENSSL_clear_free(buf, IHSM_MAX_FRAME);
     close(fd);
