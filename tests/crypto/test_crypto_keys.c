@@ -433,6 +433,28 @@ static void test_sign_bad_input(void **state)
     assert_int_equal(ihsm_crypto_failed(), 0);
 }
 
+/* Private key material lives in OpenSSL's secure heap, and freeing a key
+ * gives all of it back. */
+static void test_secure_heap(void **state)
+{
+    static const struct {
+        uint32_t type, bits;
+    } c[] = {{IHSM_KEY_RSA, 2048}, {IHSM_KEY_EC_P256, 0}, {IHSM_KEY_ED25519, 0},
+             {IHSM_KEY_X25519, 0}, {IHSM_KEY_AES, 256}};
+
+    (void)state;
+    assert_int_equal(CRYPTO_secure_malloc_initialized(), 1);
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        size_t before = CRYPTO_secure_used();
+        ihsm_key *k = gen(c[i].type, c[i].bits, 0);
+
+        if (CRYPTO_secure_used() <= before)
+            fail_msg("key type %u: nothing in the secure heap", c[i].type);
+        ihsm_key_free(k);
+        assert_int_equal(CRYPTO_secure_used(), before);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_bad_params),
         cmocka_unit_test(test_usage_enforced),
         cmocka_unit_test(test_sign_bad_input),
+        cmocka_unit_test(test_secure_heap),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
