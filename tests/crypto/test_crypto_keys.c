@@ -407,7 +407,7 @@ static void test_sign_bad_input(void **state)
     o = do_sign(rsa2048, IHSM_SIG_RSA_PSS, IHSM_MD_SHA256, 9, 0, d, 32);
     assert_int_equal(o.st, IHSM_ERR_UNSUPPORTED);
     /* ECDSA without md: any digest length 1..64 */
-    o = do_sign(ec, IHSM_SIG_ECDSA, IHSM_MD_NONE, 0, 0, d, 65);
+    o = do_sign(ec, IHSM_SIG_ECDSA, IHSM_MD_NONE, 0, 0, big, 65);
     assert_int_equal(o.st, IHSM_ERR_BAD_INPUT);
     o = do_sign(ec, IHSM_SIG_ECDSA, IHSM_MD_NONE, 0, 0, d, 48);
     assert_int_equal(o.st, IHSM_OK);
