@@ -88,6 +88,8 @@ int ihsm_key_import(const ihsm_key *import_key, uint32_t type, uint32_t bits,
         return st;
     if (label_len != 0 && label == NULL)
         return IHSM_ERR_BAD_INPUT;
+    if (!ihsm_crypto_secure_room())
+        return IHSM_ERR_LIMIT_KEYS;
     /* the import key is the daemon's RSA key made with usage DECRYPT */
     if (import_key == NULL || import_key->type != IHSM_KEY_RSA
         || import_key->pkey == NULL || !ihsm_key_has(import_key, IHSM_USAGE_DECRYPT))

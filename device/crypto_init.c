@@ -123,6 +123,15 @@ static size_t pow2_at_least(size_t n)
     return p;
 }
 
+static size_t secure_size;
+
+int ihsm_crypto_secure_room(void)
+{
+    if (secure_size == 0)
+        return 1; /* no secure heap: ordinary malloc, no fixed limit */
+    return CRYPTO_secure_used() + IHSM_SECURE_HEADROOM <= secure_size;
+}
+
 static int secure_heap_init(size_t bytes)
 {
     int r;
@@ -130,6 +139,8 @@ static int secure_heap_init(size_t bytes)
     if (CRYPTO_secure_malloc_initialized())
         return 1;
     r = CRYPTO_secure_malloc_init(pow2_at_least(bytes), 64);
+    if (r != 0)
+        secure_size = pow2_at_least(bytes);
     if (r == 0) {
         fprintf(stderr,
                 "ihsmd: warning: the OpenSSL secure heap could not be set up "

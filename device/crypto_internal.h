@@ -52,6 +52,12 @@ const EVP_MD *ihsm_crypto_md(uint32_t md);
 /* Cached ciphers: "AES-128-GCM", "AES-256-GCM", "ChaCha20-Poly1305",
  * "AES-256-WRAP-PAD". */
 const EVP_CIPHER *ihsm_crypto_cipher(const char *name);
+/* Room in the secure heap for one more key and its operations? A full heap
+ * must refuse new keys (IHSM_ERR_LIMIT_KEYS) before anything is generated:
+ * an allocation failing inside a pairwise test would otherwise look like a
+ * broken generator and fail the whole device. */
+#define IHSM_SECURE_HEADROOM (32u * 1024)
+int ihsm_crypto_secure_room(void);
 /* Map a writer error to a status (IHSM_ERR_LIMIT_FRAME when it ran out). */
 int ihsm_crypto_wr_status(const ihsm_wr *w);
 

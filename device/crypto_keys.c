@@ -307,6 +307,8 @@ int ihsm_key_generate(uint32_t type, uint32_t bits, uint32_t usage,
         return st;
     if (label_len != 0 && label == NULL)
         return IHSM_ERR_BAD_INPUT;
+    if (!ihsm_crypto_secure_room())
+        return IHSM_ERR_LIMIT_KEYS;
     r = rule_of(type);
     if ((k = ihsm_key_new(type, bits, usage, label, label_len)) == NULL)
         return IHSM_ERR_CRYPTO;

@@ -113,6 +113,8 @@ int ihsm_key_unmask(const uint8_t *blob, size_t len, const uint8_t mask_key[32],
     *out = NULL;
     if (ihsm_crypto_failed())
         return IHSM_ERR_DEVICE_FAILED;
+    if (!ihsm_crypto_secure_room())
+        return IHSM_ERR_LIMIT_KEYS;
     if (blob == NULL || len < FIXED_HDR + IV_LEN + 1 + TAG_LEN)
         return bad_blob("too short");
     if (memcmp(blob, MAGIC, 4) != 0 || get16(blob + 4) != VERSION)

@@ -455,6 +455,41 @@ static void test_secure_heap(void **state)
     }
 }
 
+/* A full secure heap refuses new keys with LIMIT_KEYS and never fails the
+ * device; freeing keys makes room again. */
+static void test_secure_heap_full(void **state)
+{
+    enum { MAX_KEYS = 200000 }; /* 4 MiB / 64-byte blocks, with margin */
+    ihsm_key **keys = calloc(MAX_KEYS, sizeof(*keys));
+    size_t n = 0;
+    int st = IHSM_OK;
+    ihsm_key *k = NULL;
+
+    (void)state;
+    assert_non_null(keys);
+    while (n < MAX_KEYS
+           && (st = ihsm_key_generate(IHSM_KEY_AES, 256, 0, NULL, 0, &keys[n])) == IHSM_OK)
+        n++;
+    assert_int_equal(st, IHSM_ERR_LIMIT_KEYS);
+    assert_true(n > 1000);
+    assert_int_equal(ihsm_key_generate(IHSM_KEY_EC_P256, 0, 0, NULL, 0, &k),
+                     IHSM_ERR_LIMIT_KEYS);
+    assert_null(k);
+    assert_int_equal(ihsm_crypto_failed(), 0);
+    /* operations on existing keys still work at the limit */
+    {
+        op_out o = do_sign(rsa2048, IHSM_SIG_RSA_PKCS1, IHSM_MD_SHA256, 0, 0,
+                           "0123456789abcdef0123456789abcdef", 32);
+        assert_int_equal(o.st, IHSM_OK);
+        op_out_free(&o);
+    }
+    for (size_t i = 0; i < n; i++)
+        ihsm_key_free(keys[i]);
+    free(keys);
+    k = gen(IHSM_KEY_EC_P256, 0, 0);
+    ihsm_key_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -470,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_usage_enforced),
         cmocka_unit_test(test_sign_bad_input),
         cmocka_unit_test(test_secure_heap),
+        cmocka_unit_test(test_secure_heap_full),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
