@@ -4,6 +4,7 @@
  */
 #include "crypto_test_util.h"
 
+#include <pthread.h>
 #include <openssl/rand.h>
 
 static ihsm_key *p256, *p384, *x25519, *aes128, *aes256;
@@ -315,6 +316,53 @@ static void test_pin_hash(void **state)
     assert_int_equal(ihsm_pin_hash(pin, sizeof(pin), salt, 0, other), IHSM_ERR_BAD_INPUT);
 }
 
+/* The daemon runs crypto on worker threads with shared keys: concurrent
+ * operations on one key, and the RNG health test's shared state. */
+static ihsm_key *shared_ec;
+
+static void *worker(void *arg)
+{
+    static const uint8_t d[32] = "concurrent digest, thirty-two b";
+    uint8_t peer[32] = {9};
+    long bad = 0;
+
+    (void)arg;
+    for (int i = 0; i < 150; i++) {
+        op_out o = do_sign(shared_ec, IHSM_SIG_ECDSA, IHSM_MD_SHA256, 0, 0, d, 32);
+        bad += o.st != IHSM_OK;
+        op_out_free(&o);
+        o = do_derive(x25519, peer, 32);
+        bad += o.st != IHSM_OK;
+        op_out_free(&o);
+        o = do_aead(aes256, 1, IHSM_AEAD_AES_GCM, d, 12, "", 0, d, 32, 16);
+        bad += o.st != IHSM_OK;
+        op_out_free(&o);
+        uint8_t buf[48];
+        bad += ihsm_random_bytes(buf, sizeof(buf)) != IHSM_OK;
+    }
+    return (void *)bad;
+}
+
+static void test_threads(void **state)
+{
+    pthread_t t[4];
+    EVP_PKEY *pub;
+
+    (void)state;
+    shared_ec = gen(IHSM_KEY_EC_P256, 0, 0);
+    pub = public_of(shared_ec);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, worker, NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        void *bad;
+        assert_int_equal(pthread_join(t[i], &bad), 0);
+        assert_int_equal((long)bad, 0);
+    }
+    assert_int_equal(ihsm_crypto_failed(), 0);
+    EVP_PKEY_free(pub);
+    ihsm_key_free(shared_ec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_aead_bad_params),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_pin_hash),
+        cmocka_unit_test(test_threads),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
