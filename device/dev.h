@@ -30,7 +30,7 @@
 #define DEV_PIN_ITERATIONS 10000 /* the PIN is 256 random bits: PBKDF2 only
                                     keeps the verifier from being a plain hash */
 #define DEV_LOCKOUT_AFTER 3     /* consecutive wrong PINs before a lockout */
-#define DEV_LOCKOUT_MAX 3600    /* seconds */
+#define DEV_LOCKOUT_MAX 3600000 /* ms: an hour */
 #define DEV_MAX_STRIKES 3       /* undecodable frames before a hang-up */
 #define DEV_SEND_TIMEOUT_S 5    /* a client that stops reading is dropped */
 
@@ -183,7 +183,7 @@ struct dev_partition {
     uint32_t iterations;
     uint8_t verifier[32];
     uint32_t failures;
-    int64_t lockout_until; /* unix seconds */
+    int64_t lockout_until; /* unix milliseconds */
     struct dev_keytab keys;
 };
 struct dev_partitions {
@@ -261,6 +261,9 @@ struct dev_conn {
     uint8_t *rbuf; /* IHSM_MAX_FRAME, from the pool */
     int strikes;
     int recv_armed;
+    int draining;     /* loop only: hung up on, frames are ignored */
+    atomic_int jobs;  /* jobs in flight */
+    atomic_int hangup; /* close once the last job has answered */
     struct dev_conn *prev, *next; /* the loop's list */
 };
 struct dev_conn *dev_conn_new(struct ihsmd *d, int fd);
@@ -268,6 +271,8 @@ void dev_conn_get(struct dev_conn *c);
 void dev_conn_put(struct ihsmd *d, struct dev_conn *c);
 /* Mark dead and shut the socket so a pending recv returns. */
 void dev_conn_kill(struct dev_conn *c);
+/* Kill once the jobs in flight have answered (now if there are none). */
+void dev_conn_hangup(struct dev_conn *c);
 /* Send one whole frame (blocking, SO_SNDTIMEO); marks the connection dead
  * on failure. */
 int dev_conn_send(struct ihsmd *d, struct dev_conn *c, const uint8_t *p, size_t len);

@@ -123,6 +123,14 @@ void dev_conn_kill(struct dev_conn *c)
         shutdown(c->fd, SHUT_RDWR);
 }
 
+void dev_conn_hangup(struct dev_conn *c)
+{
+    /* set before looking at jobs: the worker finishing the last job sees it */
+    atomic_store(&c->hangup, 1);
+    if (atomic_load(&c->jobs) == 0)
+        dev_conn_kill(c);
+}
+
 int dev_conn_send(struct ihsmd *d, struct dev_conn *c, const uint8_t *p, size_t len)
 {
     ssize_t n = -1;

@@ -252,7 +252,15 @@ static void answer_bad_frame(struct loop *l, struct dev_conn *c, int status)
     dev_job_submit(l->d, j);
 }
 
-/* Returns 0 to keep reading, -1 to close the connection. */
+/* Stop serving c: answers in flight (and the one just queued) still go
+ * out, then the socket is shut and the pending recv ends the connection. */
+static void hang_up(struct dev_conn *c)
+{
+    c->draining = 1;
+    dev_conn_hangup(c);
+}
+
+/* Returns 0 to keep reading, -1 to close the connection now. */
 static int on_frame(struct loop *l, struct dev_conn *c, size_t len)
 {
     struct ihsmd *d = l->d;
@@ -272,18 +280,20 @@ static int on_frame(struct loop *l, struct dev_conn *c, size_t len)
     if (st != IHSM_OK) {
         atomic_fetch_add_explicit(&d->stats.malformed_frames, 1, memory_order_relaxed);
         if (len < 4 || get32(c->rbuf) != IHSM_FRAME_MAGIC) {
+            /* not speaking the protocol at all: nothing to answer */
             dev_log("client uid %ld pid %ld sent a frame without the IHSM magic: closing it",
                     (long)c->uid, (long)c->pid);
-            return -1;
-        }
-        if (++c->strikes >= DEV_MAX_STRIKES) {
-            dev_log("client uid %ld pid %ld sent %d undecodable frames: closing it",
-                    (long)c->uid, (long)c->pid, c->strikes);
-            return -1;
+            hang_up(c);
+            return 0;
         }
         dev_debug("client pid %ld: undecodable frame of %zu bytes: %s", (long)c->pid, len,
                   ihsm_status_name(st));
         answer_bad_frame(l, c, st);
+        if (++c->strikes >= DEV_MAX_STRIKES) {
+            dev_log("client uid %ld pid %ld sent %d undecodable frames: closing it",
+                    (long)c->uid, (long)c->pid, c->strikes);
+            hang_up(c);
+        }
         return 0;
     }
     dev_stats_max(&d->stats.largest_batch, count);
@@ -334,7 +344,8 @@ static void on_recv(struct loop *l, struct dev_conn *c, int res)
         conn_close(l, c);
         return;
     }
-    if (on_frame(l, c, (size_t)res) != 0 || arm_recv(l, c) != 0)
+    /* a connection being hung up on is read only to see it end */
+    if ((!c->draining && on_frame(l, c, (size_t)res) != 0) || arm_recv(l, c) != 0)
         conn_close(l, c);
 }
 

@@ -72,7 +72,7 @@ static int conf_format(const struct dev_partition *p, char *buf, size_t cap)
     if (n < cap)
         n += (size_t)snprintf(buf + n, cap - n,
                               "\npin_salt = %s\npin_iterations = %u\npin_hash = %s\n"
-                              "failures = %u\nlockout_until = %lld\n",
+                              "failures = %u\nlockout_until_ms = %lld\n",
                               salt, p->iterations, hash, p->failures,
                               (long long)p->lockout_until);
     OPENSSL_cleanse(hash, sizeof(hash));
@@ -164,7 +164,7 @@ static int conf_parse(struct dev_partition *p, char *text)
             seen |= 16;
         } else if (strcmp(k, "failures") == 0) {
             p->failures = (uint32_t)strtoul(v, &end, 10);
-        } else if (strcmp(k, "lockout_until") == 0) {
+        } else if (strcmp(k, "lockout_until_ms") == 0) {
             p->lockout_until = strtoll(v, &end, 10);
         }
     }
@@ -363,13 +363,21 @@ int dev_partition_allows(const struct dev_partition *p, uid_t uid)
     return 0;
 }
 
-static int64_t lockout_secs(uint32_t failures)
+/* 2^(n-3) seconds after the n-th wrong PIN in a row, at most an hour */
+static int64_t lockout_ms(uint32_t failures)
 {
     uint32_t shift = failures - DEV_LOCKOUT_AFTER;
+    int64_t ms = shift >= 12 ? DEV_LOCKOUT_MAX : 1000LL << shift;
 
-    if (shift >= 12)
-        return DEV_LOCKOUT_MAX;
-    return (1LL << shift) < DEV_LOCKOUT_MAX ? (1LL << shift) : DEV_LOCKOUT_MAX;
+    return ms < DEV_LOCKOUT_MAX ? ms : DEV_LOCKOUT_MAX;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int dev_partition_login(struct ihsmd *d, struct dev_partition *p,
@@ -377,7 +385,7 @@ int dev_partition_login(struct ihsmd *d, struct dev_partition *p,
                         size_t pin_len)
 {
     uint8_t h[32];
-    int64_t now = (int64_t)time(NULL), left;
+    int64_t now = now_ms(), left;
     int ok, r;
     uint32_t failures;
 
@@ -389,7 +397,7 @@ int dev_partition_login(struct ihsmd *d, struct dev_partition *p,
         left = p->lockout_until - now;
         pthread_mutex_unlock(&p->auth_mu);
         dev_audit(d, conn, "login", p->name, NULL, 0, "locked");
-        dev_debug("partition %s: locked for %lld s more", p->name, (long long)left);
+        dev_debug("partition %s: locked for %lld ms more", p->name, (long long)left);
         return IHSM_ERR_LOCKED;
     }
     if (ihsm_pin_hash(pin, pin_len, p->salt, p->iterations, h) != IHSM_OK) {
@@ -413,7 +421,7 @@ int dev_partition_login(struct ihsmd *d, struct dev_partition *p,
     }
     failures = ++p->failures;
     if (failures >= DEV_LOCKOUT_AFTER)
-        p->lockout_until = now + lockout_secs(failures);
+        p->lockout_until = now + lockout_ms(failures);
     left = p->lockout_until - now;
     r = conf_write(p, p->dir);
     pthread_mutex_unlock(&p->auth_mu);
@@ -425,9 +433,10 @@ int dev_partition_login(struct ihsmd *d, struct dev_partition *p,
             (long)conn->uid, (long)conn->pid, failures);
     if (failures >= DEV_LOCKOUT_AFTER) {
         char what[48];
-        snprintf(what, sizeof(what), "locked_%llds", (long long)left);
+        snprintf(what, sizeof(what), "locked_%lldms", (long long)left);
         dev_audit(d, conn, "lockout", p->name, NULL, 0, what);
-        dev_log("partition %s: locked out for %lld s", p->name, (long long)left);
+        dev_log("partition %s: locked out for %lld.%03lld s", p->name, (long long)left / 1000,
+                (long long)left % 1000);
     }
     return IHSM_ERR_AUTH;
 }

@@ -28,6 +28,7 @@ struct dev_job *dev_job_new(struct dev_conn *c, uint32_t count)
         ihsm_wr_init(&j->res[i].out);
     j->conn = c;
     dev_conn_get(c);
+    atomic_fetch_add(&c->jobs, 1);
     return j;
 }
 
@@ -36,6 +37,9 @@ static void job_free(struct ihsmd *d, struct dev_job *j)
     for (uint32_t i = 0; i < j->count; i++)
         ihsm_wr_free(&j->res[i].out); /* cleansed: may hold plaintext */
     atomic_fetch_sub(&j->conn->inflight, j->inflight);
+    /* the last answer to a client being hung up on has gone: hang up */
+    if (atomic_fetch_sub(&j->conn->jobs, 1) == 1 && atomic_load(&j->conn->hangup))
+        dev_conn_kill(j->conn);
     dev_pool_put(&d->pool, j->buf, j->buf_len);
     dev_conn_put(d, j->conn);
     free(j);

@@ -256,13 +256,15 @@ int main(int argc, char **argv)
         dev_log("out of memory at start");
         goto out;
     }
-    if ((r = dev_import_start(d)) != 0)
-        goto out;
     if ((r = dev_workers_start(d)) != 0) {
         dev_log("cannot start the workers: %s", strerror(-r));
         goto out;
     }
     if (dev_listen(d) != 0)
+        goto out;
+    /* after the socket checks: a refused start spends no key generation
+     * (requests wait for the import key; none is read before the loop runs) */
+    if ((r = dev_import_start(d)) != 0)
         goto out;
     dev_log("ihsmd %s: state %s, device %s", IHSMD_VERSION, d->cfg.state_dir,
             dev_failed(d) ? "FAILED" : "operational");
