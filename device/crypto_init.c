@@ -177,6 +177,7 @@ static int fetch_algorithms(void)
  * have stopped its crypto workers before it exits. */
 static void crypto_cleanup(void)
 {
+    ihsm_crypto_derive_cleanup();
     for (size_t i = 0; i < sizeof(mds) / sizeof(mds[0]); i++) {
         EVP_MD_free(mds[i]);
         mds[i] = NULL;
@@ -208,7 +209,7 @@ int ihsm_crypto_init(size_t secure_heap_bytes)
         }
         atexit(crypto_cleanup);
     }
-    if (!fetch_algorithms()) {
+    if (!fetch_algorithms() || !ihsm_crypto_derive_init()) {
         ihsm_crypto_drop_errors("init");
         ihsm_crypto_set_failed("an algorithm is missing from the default provider");
         return IHSM_ERR_DEVICE_FAILED;

@@ -108,6 +108,9 @@ int ihsm_pkey_verify(EVP_PKEY *pkey, uint32_t type, const ihsm_sig_params *sp,
 /* Shared secret of pkey with peer (same type); out has room for *outlen.
  * Rejects an all-zero result (X25519 small-order peers). */
 int ihsm_pkey_derive(EVP_PKEY *pkey, EVP_PKEY *peer, uint8_t *out, size_t *outlen);
+/* Per-curve templates for peer keys; made by ihsm_crypto_init. */
+int ihsm_crypto_derive_init(void);
+void ihsm_crypto_derive_cleanup(void);
 
 /* ---- crypto_aead.c ---- */
 /* One-shot AEAD on raw buffers: seal writes text_len + tag_len bytes to out;
