@@ -10,6 +10,14 @@
  * The default provider's PEM step passes over labels it does not know, and
  * ours passes over everything but our label, so both coexist.
  *
+ * The PEM step already unmasks the key: the file: store (openssl -key,
+ * OSSL_STORE) runs the DER step inside libcrypto's result handler, which
+ * replaces any error there with "unsupported"; an error in the PEM step
+ * reaches the user ("ihsmd is not running at ...", "corrupt or foreign
+ * masked key"). The key object then goes to the DER step, which runs
+ * inside the PEM step's callback on the same thread, through a
+ * thread-local hand-off, so the device unmasks each key once.
+ *
  * The key object goes to keymgmt load by reference: the reference is the
  * address of our pointer, load takes the object and sets the pointer to
  * NULL (OpenSSL's own convention, providers' decode_der2key.c), and what
@@ -33,6 +41,15 @@
 static OSSL_FUNC_decoder_does_selection_fn dec_does_selection;
 static OSSL_FUNC_decoder_decode_fn pem2der_decode;
 static OSSL_FUNC_decoder_export_object_fn dec_export_object;
+
+/* The PEM step's key object, offered to the DER step running inside its
+ * callback (see the top of the file); it holds its own reference. */
+typedef struct {
+    IHSM_PROV_KEY *key;
+    const unsigned char *der;
+    size_t der_len;
+} handoff;
+static __thread handoff current;
 
 /* A masked key is a key pair: nothing to offer to a search for domain
  * parameters only (HAProxy looks for DH parameters in its crt files). */
@@ -81,9 +98,11 @@ static int pem2der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection,
     unsigned char *der = NULL;
     long der_len = 0, start;
     ihsm_keyfile kf = { 0 };
+    IHSM_PROV_KEY *key = NULL;
     const char *type;
     BIO *in;
     int ok = 1; /* coming back empty handed is not an error */
+    int parsed;
 
     if (!wants_key(selection))
         return 1;
@@ -108,7 +127,10 @@ static int pem2der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection,
     if (strcmp(name, IHSM_KEYFILE_PEM_LABEL) != 0)
         goto end; /* another provider's PEM */
 
-    if (der_len <= 0 || ihsm_keyfile_decode_der(der, (size_t)der_len, &kf) != 0) {
+    ERR_set_mark(); /* the ASN.1 decoder's own errors add nothing to ours */
+    parsed = der_len > 0 && ihsm_keyfile_decode_der(der, (size_t)der_len, &kf) == 0;
+    ERR_pop_to_mark();
+    if (!parsed) {
         ihsm_prov_raise(ctx->provctx, IHSM_R_BAD_KEYFILE,
                         "corrupt masked key file: the " IHSM_KEYFILE_PEM_LABEL
                         " structure does not parse (%ld bytes)", der_len);
@@ -125,9 +147,16 @@ static int pem2der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection,
     }
     IHSM_PROV_DBG("decoder: " IHSM_KEYFILE_PEM_LABEL " block, %s key, %ld bytes",
                   type, der_len);
+    /* KEY_UNMASK: raises "corrupt or foreign masked key", "ihsmd is not
+     * running at ..." and the like; returning 0 stops the chain there. */
+    if ((key = ihsm_prov_key_from_keyfile(ctx->provctx, &kf)) == NULL) {
+        ok = 0;
+        goto end;
+    }
     {
         int objtype = OSSL_OBJECT_PKEY;
         OSSL_PARAM params[5];
+        handoff saved = current;
 
         params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &objtype);
         params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE,
@@ -137,9 +166,14 @@ static int pem2der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection,
         params[3] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA,
                                                       der, (size_t)der_len);
         params[4] = OSSL_PARAM_construct_end();
+        current.key = key;
+        current.der = der;
+        current.der_len = (size_t)der_len;
         ok = data_cb(params, data_cbarg);
+        current = saved;
     }
  end:
+    ihsm_prov_key_free(key); /* the DER step took its own reference */
     ihsm_keyfile_clear(&kf);
     OPENSSL_free(name);
     OPENSSL_free(header);
@@ -192,21 +226,23 @@ static int der2key_decode(ihsm_io_ctx *ctx, const char *want, OSSL_CORE_BIO *cin
         && ihsm_keyfile_decode_der(der, der_len, &kf) == 0;
     ERR_pop_to_mark();
     BIO_free(in);
-    OPENSSL_free(der);
     if (!parsed)
         goto end; /* not a masked key: someone else's DER */
     type = ihsm_io_keyfile_type_name(kf.key_type, kf.spki, kf.spki_len);
     if (type == NULL || strcmp(type, want) != 0)
         goto end; /* the decoder for its own type takes it */
 
-    /* KEY_UNMASK: raises "corrupt or foreign masked key file", "ihsmd is
-     * not running at ..." and the like; returning 0 stops the chain so
-     * the caller sees that error, not a generic "unsupported". */
-    if ((key = ihsm_prov_key_from_keyfile(ctx->provctx, &kf)) == NULL) {
+    if (current.key != NULL && current.der_len == der_len
+        && memcmp(current.der, der, der_len) == 0) {
+        /* unmasked by the PEM step we run inside of */
+        key = current.key;
+        ihsm_prov_key_up_ref(key);
+    } else if ((key = ihsm_prov_key_from_keyfile(ctx->provctx, &kf)) == NULL) {
+        /* DER input (no PEM step): KEY_UNMASK's error stops the chain */
         ok = 0;
         goto end;
     }
-    IHSM_PROV_DBG("decoder: masked %s key loaded, handle %u", type, key->handle);
+    IHSM_PROV_DBG("decoder: masked %s key, handle %u", type, key->handle);
     {
         int objtype = OSSL_OBJECT_PKEY;
         OSSL_PARAM params[4];
@@ -224,6 +260,7 @@ static int der2key_decode(ihsm_io_ctx *ctx, const char *want, OSSL_CORE_BIO *cin
         ihsm_prov_key_free(key);
     }
  end:
+    OPENSSL_free(der);
     ihsm_keyfile_clear(&kf);
     return ok;
 }

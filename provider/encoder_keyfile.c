@@ -5,11 +5,10 @@
  *
  *   -----BEGIN IHSM MASKED KEY-----
  *
- * which the decoder reads back. No output structure is declared: callers
- * ask for "PrivateKeyInfo" (PEM_write_bio_PrivateKey) or "type-specific",
- * and for a device key the masked form is the only private form there is.
- * A passphrase cipher is not applied: the blob is already wrapped by the
- * device and useless without it.
+ * which the decoder reads back. It is registered for the structure callers
+ * ask for, "PrivateKeyInfo": for a device key the masked form is the only
+ * private form there is. A passphrase cipher is not applied: the blob is
+ * already wrapped by the device and useless without it.
  */
 #include <openssl/core_dispatch.h>
 #include <openssl/crypto.h>

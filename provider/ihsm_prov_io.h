@@ -35,10 +35,8 @@ const char *ihsm_io_keyfile_type_name(uint32_t key_type, const uint8_t *spki,
  * would run the decoders again from inside one. */
 int ihsm_io_spki_nid(const uint8_t *spki, size_t len);
 
-/* The key's SubjectPublicKeyInfo as it should be published: the device
- * reports RSA keys as rsaEncryption, a key made through the RSA-PSS keymgmt
- * is published as id-RSASSA-PSS (so certificates, file round trips and
- * key/certificate matching agree on its type). *out is OPENSSL_malloc'd. */
+/* A copy of the key's SubjectPublicKeyInfo (an RSA-PSS key's already says
+ * id-RSASSA-PSS: ihsm_prov_key_set_public); *out is OPENSSL_malloc'd. */
 int ihsm_io_key_spki(const IHSM_PROV_KEY *k, uint8_t **out, size_t *outlen);
 
 /* The masked blob of a key: its own copy, or asked of the device (KEY_MASK)

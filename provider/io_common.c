@@ -50,64 +50,13 @@ const char *ihsm_io_keyfile_type_name(uint32_t key_type, const uint8_t *spki,
     }
 }
 
-/* SubjectPublicKeyInfo with its algorithm replaced by id-RSASSA-PSS (no
- * parameters: an unrestricted PSS key), the key bits kept as they are. */
-static int spki_as_pss(const uint8_t *spki, size_t len, uint8_t **out,
-                       size_t *outlen)
-{
-    const unsigned char *p = spki;
-    const unsigned char *end;
-    X509_ALGOR *alg = NULL;
-    ASN1_BIT_STRING *bits = NULL;
-    X509_PUBKEY *xpk = NULL;
-    unsigned char *enc = NULL, *der = NULL;
-    long body;
-    int tag, xclass, rc, n = 0, ok = 0;
-
-    rc = ASN1_get_object(&p, &body, &tag, &xclass, (long)len);
-    if ((rc & 0x80) != 0 || tag != V_ASN1_SEQUENCE)
-        return 0;
-    end = p + body;
-    if ((alg = d2i_X509_ALGOR(NULL, &p, end - p)) == NULL
-        || (bits = d2i_ASN1_BIT_STRING(NULL, &p, end - p)) == NULL
-        || p != end)
-        goto done;
-    if ((xpk = X509_PUBKEY_new()) == NULL
-        || (enc = OPENSSL_memdup(ASN1_STRING_get0_data(bits),
-                                 (size_t)ASN1_STRING_length(bits))) == NULL)
-        goto done;
-    if (!X509_PUBKEY_set0_param(xpk, OBJ_nid2obj(NID_rsassaPss), V_ASN1_UNDEF,
-                                NULL, enc, ASN1_STRING_length(bits)))
-        goto done;
-    enc = NULL; /* owned by xpk now */
-    if ((n = i2d_X509_PUBKEY(xpk, &der)) <= 0)
-        goto done;
-    *out = der;
-    *outlen = (size_t)n;
-    ok = 1;
- done:
-    OPENSSL_free(enc);
-    X509_PUBKEY_free(xpk);
-    ASN1_BIT_STRING_free(bits);
-    X509_ALGOR_free(alg);
-    return ok;
-}
-
 int ihsm_io_key_spki(const IHSM_PROV_KEY *k, uint8_t **out, size_t *outlen)
 {
     *out = NULL;
     *outlen = 0;
-    if (k->spki == NULL || k->spki_len == 0 || k->spki_len > LONG_MAX) {
+    if (k->spki == NULL || k->spki_len == 0) {
         ihsm_prov_raise(k->ctx, IHSM_R_INVALID_ARGUMENT,
                         "the key has no public key to encode");
-        return 0;
-    }
-    if (k->type == IHSM_KEY_RSA && k->rsa_pss
-        && ihsm_io_spki_nid(k->spki, k->spki_len) == NID_rsaEncryption) {
-        if (spki_as_pss(k->spki, k->spki_len, out, outlen))
-            return 1;
-        ihsm_prov_raise(k->ctx, IHSM_R_DEVICE_ERROR,
-                        "cannot re-encode the RSA public key as RSA-PSS");
         return 0;
     }
     if ((*out = OPENSSL_memdup(k->spki, k->spki_len)) == NULL)

@@ -30,7 +30,9 @@ const OSSL_ALGORITHM ihsm_decoder_algs[] = {
 #undef DER2KEY
 
 /* Per key type: SPKI (DER, PEM), text, and the private key as the masked
- * key file (PEM, DER; no structure, see encoder_keyfile.c). */
+ * key file (PEM, DER). The latter answer to "PrivateKeyInfo", the structure
+ * PEM_write_bio_PrivateKey and i2d_PrivateKey ask for: libcrypto only uses
+ * an encoder that names the structure asked for (encoder_lib.c). */
 #define ENCODERS(names)                                                       \
     { names, "provider=ihsm,output=der,structure=SubjectPublicKeyInfo",       \
       ihsm_spki_der_encoder_functions, "public key, SubjectPublicKeyInfo DER" }, \
@@ -38,10 +40,11 @@ const OSSL_ALGORITHM ihsm_decoder_algs[] = {
       ihsm_spki_pem_encoder_functions, "public key, SubjectPublicKeyInfo PEM" }, \
     { names, "provider=ihsm,output=text", ihsm_text_encoder_functions,        \
       "device key as text" },                                                 \
-    { names, "provider=ihsm,output=pem", ihsm_keyfile_pem_encoder_functions,  \
+    { names, "provider=ihsm,output=pem,structure=PrivateKeyInfo",             \
+      ihsm_keyfile_pem_encoder_functions,                                     \
       "private key as a masked key file (PEM " IHSM_KEYFILE_PEM_LABEL ")" },  \
-    { names, "provider=ihsm,output=der", ihsm_keyfile_der_encoder_functions,  \
-      "private key as a masked key (DER)" }
+    { names, "provider=ihsm,output=der,structure=PrivateKeyInfo",             \
+      ihsm_keyfile_der_encoder_functions, "private key as a masked key (DER)" }
 
 const OSSL_ALGORITHM ihsm_encoder_algs[] = {
     ENCODERS(NAMES_RSA),
