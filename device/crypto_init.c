@@ -113,10 +113,11 @@ int ihsm_crypto_wr_status(const ihsm_wr *w)
     return IHSM_ERR_LIMIT_FRAME;
 }
 
-/* Round up to a power of two, as the secure heap requires. */
+/* Round up to a power of two, as the secure heap requires; at least 256 KiB
+ * so that the headroom kept for new keys leaves room for some. */
 static size_t pow2_at_least(size_t n)
 {
-    size_t p = 4096;
+    size_t p = 256 * 1024;
 
     while (p < n && p < ((size_t)1 << 30))
         p <<= 1;
@@ -138,6 +139,11 @@ static int secure_heap_init(size_t bytes)
 
     if (CRYPTO_secure_malloc_initialized())
         return 1;
+    if (bytes == 0) {
+        fprintf(stderr, "ihsmd: warning: no secure heap requested: keys live in "
+                        "the ordinary heap, which may be swapped or dumped\n");
+        return 0;
+    }
     r = CRYPTO_secure_malloc_init(pow2_at_least(bytes), 64);
     if (r != 0)
         secure_size = pow2_at_least(bytes);

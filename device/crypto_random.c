@@ -92,7 +92,9 @@ int ihsm_op_random(ihsm_rd *args, ihsm_wr *out)
     mark = ihsm_wr_bytes_begin(out);
     if ((dst = ihsm_wr_reserve(out, n)) == NULL)
         return ihsm_crypto_wr_status(out);
-    if ((st = ihsm_crypto_rand(dst, n)) != IHSM_OK) {
+    st = ihsm_crypto_rand(dst, n);
+    ihsm_crypto_debug("random %u bytes: %s", n, ihsm_status_name(st));
+    if (st != IHSM_OK) {
         out->len = start;
         return st;
     }
