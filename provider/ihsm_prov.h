@@ -111,4 +111,64 @@ extern const OSSL_ALGORITHM ihsm_decoder_algs[];
 extern const OSSL_ALGORITHM ihsm_encoder_algs[];
 extern const OSSL_ALGORITHM ihsm_store_algs[];
 
+
+/* ---- appended by the provider core (keymgmt/signature) work ---- */
+
+/* Property query for the public-key work done in ctx->libctx (decoding
+ * public keys, verification, hashing): never ihsm itself, so it cannot
+ * recurse into the device or into our own decoders. */
+#define IHSM_PROV_PUB_PROPQ "provider!=ihsm"
+
+/* Reasons beyond enum ihsm_prov_reason (which is fixed). */
+enum ihsm_prov_reason_more {
+    IHSM_R_PARTITION_LOCKED = 20,
+    IHSM_R_NOT_EXTRACTABLE,   /* private key export refused */
+    IHSM_R_NO_PRIVATE_KEY,    /* public-only key object (imported) */
+    IHSM_R_TIMEOUT,
+    IHSM_R_DEVICE_FAILED,     /* device failed its self-tests */
+    IHSM_R_PERMISSION,        /* uid not allowed for the partition */
+};
+
+/* Run an unkeyed command (KEY_UNMASK, KEY_FIND, KEY_LIST...) through the
+ * provider's queue. res must be zeroed by the caller and released with
+ * ihsm_result_clear. Returns the status; for anything but IHSM_OK an
+ * OpenSSL error is raised whose text starts with `what`. */
+int ihsm_prov_call(IHSM_PROV_CTX *ctx, uint16_t cmd, const ihsm_wr *payload,
+                   ihsm_result *res, const char *what);
+
+/* Public keys in ctx->libctx (IHSM_PROV_PUB_PROPQ): SPKI DER <-> EVP_PKEY. */
+EVP_PKEY *ihsm_prov_pub_from_spki(IHSM_PROV_CTX *ctx, const uint8_t *der, size_t len);
+int ihsm_prov_pub_to_spki(EVP_PKEY *pub, uint8_t **der, size_t *len); /* OPENSSL_free */
+
+/* The KEYMGMT name for a key: "RSA", "RSA-PSS", "EC" or "ED25519" (NULL for
+ * types this provider has no KEYMGMT for). Use it as
+ * OSSL_OBJECT_PARAM_DATA_TYPE when handing a key to keymgmt load. */
+const char *ihsm_prov_key_keymgmt_name(const IHSM_PROV_KEY *k);
+/* Nonzero when the key has a device part (blob, name or handle), i.e. can sign. */
+int ihsm_prov_key_has_private(const IHSM_PROV_KEY *k);
+
+/* Key generation parameter (UTF8): store the generated key in the partition
+ * under this name (KEY_GENERATE with IHSM_KEYF_PERSIST), usable as ihsm:NAME.
+ * e.g. openssl genpkey ... -pkeyopt ihsm-name:web */
+#define IHSM_PKEY_PARAM_NAME "ihsm-name"
+
+/*
+ * OSSL_FUNC_keymgmt_load contract (DECODER and STORE -> KEYMGMT):
+ * the object callback gets OSSL_OBJECT_PARAM_TYPE = OSSL_OBJECT_PKEY,
+ * OSSL_OBJECT_PARAM_DATA_TYPE = ihsm_prov_key_keymgmt_name(key) and
+ * OSSL_OBJECT_PARAM_REFERENCE, an octet string whose data is a pointer-sized
+ * variable holding the IHSM_PROV_KEY * (one reference owned by the caller):
+ *
+ *     IHSM_PROV_KEY *key = ihsm_prov_key_from_keyfile(ctx, &kf);
+ *     params[i] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_REFERENCE,
+ *                                                   &key, sizeof(key));
+ *     ok = object_cb(params, object_cbarg);
+ *     ihsm_prov_key_free(key);   (NULL-safe)
+ *
+ * load(reference, sizeof(IHSM_PROV_KEY *)) transfers that reference to the
+ * EVP_PKEY and writes NULL into the variable (as OpenSSL's own keymgmts do),
+ * so the caller's free afterwards only releases a key nobody took. A size
+ * other than sizeof(IHSM_PROV_KEY *) is refused.
+ */
+
 #endif
