@@ -89,6 +89,10 @@ static void job_done(struct ihsmd *d, struct dev_job *j)
 {
     struct dev_workers *wk = &d->workers;
 
+    /* out of the in-flight count before the answer leaves: a client that
+     * waits for its answers never meets IHSM_ERR_LIMIT_INFLIGHT */
+    atomic_fetch_sub(&j->conn->inflight, j->inflight);
+    j->inflight = 0;
     job_answer(d, j);
     job_free(d, j);
     pthread_mutex_lock(&wk->mu);

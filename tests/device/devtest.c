@@ -135,6 +135,8 @@ int dt_start(struct dt_daemon *dd)
             dup2(fd, 2);
             close(fd);
         }
+        for (size_t i = 0; i < 8 && dd->env[i] != NULL; i++)
+            putenv((char *)dd->env[i]);
         execv(bin, (char *const *)argv);
         _exit(127);
     }

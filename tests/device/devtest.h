@@ -21,6 +21,7 @@ struct dt_daemon {
     char sock[320];
     char log[320];
     const char *extra[16]; /* extra ihsmd arguments, NULL-terminated */
+    const char *env[8];    /* extra NAME=VALUE for ihsmd, NULL-terminated */
     pid_t pid;
 };
 

@@ -26,6 +26,8 @@ static int setup(void **state)
     (void)state;
     dd.extra[0] = "--max-sessions";
     dd.extra[1] = "6";
+    dd.extra[2] = "--admin-uid";
+    dd.extra[3] = "65533";
     if (dt_start(&dd) != 0)
         return -1;
     int fd = dt_connect(&dd);
@@ -212,6 +214,14 @@ static void test_session_limit(void **state)
     close(fd);
 }
 
+static char *conf_of(const char *part)
+{
+    char path[600];
+
+    snprintf(path, sizeof(path), "%s/partitions/%s/partition.conf", dd.state, part);
+    return dt_read_text(path);
+}
+
 /* A process of another uid: refused where its uid is not allowed. */
 static void test_peer_uid(void **state)
 {
@@ -256,14 +266,35 @@ static void test_peer_uid(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-}
 
-static char *conf_of(const char *part)
-{
-    char path[600];
+    /* an --admin-uid may create partitions; by default only it may use them */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uint8_t pin[IHSM_PIN_LEN];
+        uint32_t sid;
+        int c, code = 0;
 
-    snprintf(path, sizeof(path), "%s/partitions/%s/partition.conf", dd.state, part);
-    return dt_read_text(path);
+        if (setgid(65533) != 0 || setuid(65533) != 0)
+            _exit(90);
+        c = dt_connect(&dd);
+        if (c < 0)
+            _exit(91);
+        if (dt_init_partition(c, "adminmade", NULL, 0, pin) != IHSM_OK)
+            code |= 1;
+        else if (dt_open_session(c, "adminmade", pin, &sid) != IHSM_OK)
+            code |= 2;
+        _exit(code);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    {
+        char *conf = conf_of("adminmade");
+        assert_non_null(conf);
+        assert_non_null(strstr(conf, "uids = 65533\n"));
+        free(conf);
+    }
 }
 
 static void test_lockout(void **state)

@@ -224,6 +224,76 @@ static void test_socket_dir_created(void **state)
     close(fd);
 }
 
+/* A device whose self-tests fail serves no crypto, but reports its state
+ * and can still be zeroized. */
+static void test_failed_state(void **state)
+{
+    (void)state;
+    uint8_t pin[IHSM_PIN_LEN], *r;
+    uint32_t sid;
+    size_t rlen;
+    struct dt_key k;
+    ihsm_rd rd;
+    ihsm_wr w;
+    int fd = dt_connect(&dd);
+
+    assert_int_equal(dt_init_partition(fd, "fs", NULL, 0, pin), IHSM_OK);
+    assert_int_equal(dt_open_session(fd, "fs", pin, &sid), IHSM_OK);
+    assert_int_equal(dt_keygen(fd, sid, IHSM_KEY_EC_P256, 0, IHSM_KEYF_PERSIST, "k", &k),
+                     IHSM_OK);
+    close(fd);
+    assert_int_equal(dt_stop(&dd), 0);
+
+    dd.env[0] = "IHSM_SELFTEST_FAIL=ECDSA-P256";
+    assert_int_equal(dt_start(&dd), 0);
+    dd.env[0] = NULL;
+    assert_true(dt_log_contains(&dd, "SELF-TESTS FAILED"));
+    fd = dt_connect(&dd);
+    assert_int_equal(dt_call(fd, IHSM_CMD_INFO, 0, NULL, 0, &r, &rlen), IHSM_OK);
+    ihsm_rd_init(&rd, r, rlen);
+    ihsm_rd_u32(&rd);
+    assert_int_equal(ihsm_rd_u32(&rd), IHSM_STATE_FAILED);
+    free(r);
+    assert_int_equal(dt_open_session(fd, "fs", pin, &sid), IHSM_OK);
+    assert_int_equal(dt_random(fd, sid, 16), IHSM_ERR_DEVICE_FAILED);
+    {
+        struct dt_key k2;
+        assert_int_equal(dt_keygen(fd, sid, IHSM_KEY_EC_P256, 0, 0, "x", &k2),
+                         IHSM_ERR_DEVICE_FAILED);
+    }
+    ihsm_wr_init(&w);
+    dt_wr_str(&w, "k");
+    assert_int_equal(dt_call(fd, IHSM_CMD_KEY_FIND, sid, w.p, w.len, NULL, NULL),
+                     IHSM_ERR_DEVICE_FAILED);
+    ihsm_wr_reset(&w);
+    ihsm_wr_bytes(&w, k.blob, k.blob_len);
+    assert_int_equal(dt_call(fd, IHSM_CMD_KEY_UNMASK, sid, w.p, w.len, NULL, NULL),
+                     IHSM_ERR_DEVICE_FAILED);
+    ihsm_wr_free(&w);
+    assert_int_equal(dt_call(fd, IHSM_CMD_SELF_TEST, 0, NULL, 0, NULL, NULL),
+                     IHSM_ERR_DEVICE_FAILED);
+    assert_int_equal(dt_call(fd, IHSM_CMD_KEY_LIST, sid, NULL, 0, NULL, NULL), IHSM_OK);
+    assert_int_equal(dt_call(fd, IHSM_CMD_ZEROIZE, sid, NULL, 0, NULL, NULL), IHSM_OK);
+    close(fd);
+    assert_int_equal(dt_stop(&dd), 0);
+
+    /* healthy again: the zeroized key is gone, SELF_TEST reports its table */
+    assert_int_equal(dt_start(&dd), 0);
+    fd = dt_connect(&dd);
+    assert_int_equal(dt_open_session(fd, "fs", pin, &sid), IHSM_OK);
+    ihsm_wr_init(&w);
+    dt_wr_str(&w, "k");
+    assert_int_equal(dt_call(fd, IHSM_CMD_KEY_FIND, sid, w.p, w.len, NULL, NULL),
+                     IHSM_ERR_NOT_FOUND);
+    ihsm_wr_free(&w);
+    assert_int_equal(dt_call(fd, IHSM_CMD_SELF_TEST, 0, NULL, 0, &r, &rlen), IHSM_OK);
+    ihsm_rd_init(&rd, r, rlen);
+    assert_true(ihsm_rd_u32(&rd) >= 5);
+    free(r);
+    dt_key_free(&k);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_live_daemon_refused),
         cmocka_unit_test(test_bad_state_dir),
         cmocka_unit_test(test_socket_dir_created),
+        cmocka_unit_test(test_failed_state),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
