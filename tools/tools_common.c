@@ -66,8 +66,7 @@ int ihsm_tool_status_err(ihsm_tool *t, int status, const char *fmt, ...)
     va_end(ap);
     if (is_link_status(status) && t->q != NULL && ihsm_queue_last_error(t->q) != NULL
         && *ihsm_queue_last_error(t->q) != '\0')
-        ihsm_tool_err(t, "%s: %s (%s; socket %s)", what, ihsm_status_str(status),
-                      ihsm_queue_last_error(t->q), t->socket_path);
+        ihsm_tool_err(t, "%s: %s", what, ihsm_queue_last_error(t->q));
     else if (is_link_status(status))
         ihsm_tool_err(t, "%s: %s (socket %s)", what, ihsm_status_str(status), t->socket_path);
     else
@@ -122,10 +121,12 @@ static int session_err(ihsm_tool *t, int status)
     case IHSM_ERR_CONNECT:
     case IHSM_ERR_DEVICE_GONE:
     case IHSM_ERR_TIMEOUT:
-        ihsm_tool_err(t, "ihsmd is not reachable at %s%s%s: start it with "
-                      "`ihsmd --state-dir DIR --socket %s`, or point --socket / "
-                      "IHSM_SOCKET at the running one", t->socket_path,
-                      *why ? ": " : "", why, t->socket_path);
+        if (*why) /* the queue's sentence names the socket and what to do */
+            ihsm_tool_err(t, "%s", why);
+        else
+            ihsm_tool_err(t, "ihsmd is not reachable at %s: %s; or point --socket / "
+                          "IHSM_SOCKET at the running one", t->socket_path,
+                          ihsm_status_str(status));
         break;
     case IHSM_ERR_AUTH:
     case IHSM_ERR_LOCKED:
@@ -236,7 +237,7 @@ int ihsm_tool_call_direct(ihsm_tool *t, uint16_t cmd, const ihsm_wr *payload,
         return IHSM_ERR_NOMEM;
     fd = ihsm_transport_connect(t->socket_path);
     if (fd < 0) {
-        ihsm_tool_err(t, "ihsmd is not reachable at %s: %s: start it with "
+        ihsm_tool_err(t, "ihsmd is not running at %s (connect: %s): start it with "
                       "`ihsmd --state-dir DIR --socket %s`, or point --socket / "
                       "IHSM_SOCKET at the running one", t->socket_path,
                       strerror(errno), t->socket_path);

@@ -49,11 +49,11 @@ expect 2 "--allow-uid" "$C" init --partition p --credential-out "$T/c" --allow-u
 expect 2 "needs a partition credential" "$C" --socket "$T/none.sock" list
 
 # Operational failures are 1, with the socket or file named.
-expect 1 "not reachable at $T/none.sock" "$C" --socket "$T/none.sock" stats
-expect 1 "not reachable at $T/none.sock" "$C" --socket "$T/none.sock" init --partition p --credential-out "$T/c"
+expect 1 "ihsmd is not running at $T/none.sock" "$C" --socket "$T/none.sock" stats
+expect 1 "ihsmd is not running at $T/none.sock" "$C" --socket "$T/none.sock" init --partition p --credential-out "$T/c"
 [ ! -e "$T/c" ] || ihsm_fail "init wrote a credential although no partition was made"
 printf 'partition = p\npin = %s\n' "$(printf '%064d' 0)" >"$T/cred"
-expect 1 "not reachable at $T/none.sock" "$C" --socket "$T/none.sock" --credential "$T/cred" list
+expect 1 "ihsmd is not running at $T/none.sock" "$C" --socket "$T/none.sock" --credential "$T/cred" list
 expect 1 "credential file $T/missing" "$C" --socket "$T/none.sock" --credential "$T/missing" list
 echo "garbage" >"$T/badcred"
 expect 1 "credential file $T/badcred" "$C" --credential "$T/badcred" list
