@@ -259,6 +259,7 @@ struct dev_conn {
     struct dev_session *sessions;
     int closing; /* under sess_mu: no new sessions */
     uint8_t *rbuf; /* IHSM_MAX_FRAME, from the pool */
+    size_t rbuf_used; /* high-water mark of what recv wrote: to cleanse */
     int strikes;
     int recv_armed;
     int draining;     /* loop only: hung up on, frames are ignored */

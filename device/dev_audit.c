@@ -3,9 +3,9 @@
  *
  *   2025-01-31T12:00:00Z uid=1000 pid=4242 event=generate partition=web key=tls outcome=ok
  *
- * Each line is one write() on an O_APPEND descriptor (atomic against other
- * writers), followed by fdatasync for key lifecycle and authentication
- * events so they survive a crash. Labels are client bytes: anything outside
+ * Each line is one write() on an O_APPEND descriptor, followed by
+ * fdatasync for key lifecycle and authentication events so they survive a
+ * crash. Labels are client bytes: anything outside
  * the name alphabet is written as %XX so a label cannot forge a line.
  */
 #include "dev.h"
@@ -67,7 +67,7 @@ void dev_audit(struct ihsmd *d, const struct dev_conn *conn, const char *event,
     char line[1024], kbuf[3 * IHSM_MAX_LABEL + 8], pbuf[3 * DEV_MAX_NAME + 8];
     struct timespec ts;
     struct tm tm;
-    int n;
+    int n, ok;
 
     if (d->audit_fd < 0)
         return;
@@ -90,10 +90,13 @@ void dev_audit(struct ihsmd *d, const struct dev_conn *conn, const char *event,
     if (n < 0 || (size_t)n >= sizeof(line))
         return;
     pthread_mutex_lock(&d->audit_mu);
-    if (write(d->audit_fd, line, (size_t)n) != n)
+    ok = write(d->audit_fd, line, (size_t)n) == n;
+    pthread_mutex_unlock(&d->audit_mu);
+    if (!ok)
         dev_log("audit log write failed: %s", strerror(errno));
-    /* session open/close are frequent and not security decisions */
+    /* outside the lock: the event loop also writes (session_close) and
+     * must not wait for another thread's disk flush; session open/close
+     * are frequent and not security decisions */
     else if (strncmp(event, "session_", 8) != 0)
         fdatasync(d->audit_fd);
-    pthread_mutex_unlock(&d->audit_mu);
 }

@@ -110,7 +110,7 @@ void dev_conn_put(struct ihsmd *d, struct dev_conn *c)
     if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
     close(c->fd);
-    dev_pool_put(&d->pool, c->rbuf, IHSM_MAX_FRAME);
+    dev_pool_put(&d->pool, c->rbuf, c->rbuf_used);
     pthread_mutex_destroy(&c->send_mu);
     pthread_mutex_destroy(&c->sess_mu);
     atomic_fetch_sub_explicit(&d->stats.connections, 1, memory_order_relaxed);

@@ -26,7 +26,8 @@ int dev_debug_on(void)
     return debug_on;
 }
 
-static void vlog(const char *tag, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+vlog(const char *tag, const char *fmt, va_list ap)
 {
     char line[1024];
     struct timespec ts;
@@ -40,8 +41,11 @@ static void vlog(const char *tag, const char *fmt, va_list ap)
                  tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), tag);
     if (n < 0)
         return;
-    if ((size_t)n < sizeof(line))
-        n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    if ((size_t)n < sizeof(line)) {
+        int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+        if (m > 0)
+            n += m;
+    }
     if ((size_t)n >= sizeof(line) - 1)
         n = (int)sizeof(line) - 2;
     line[n++] = '\n';

@@ -318,8 +318,9 @@ static int on_frame(struct loop *l, struct dev_conn *c, size_t len)
     } else {
         /* the job owns this buffer (its entries point into it) */
         j->buf = c->rbuf;
-        j->buf_len = len;
+        j->buf_len = c->rbuf_used; /* all of it may hold old secrets */
         c->rbuf = next;
+        c->rbuf_used = 0;
         j->inflight = (uint32_t)count;
         atomic_fetch_add(&c->inflight, (unsigned)count);
     }
@@ -344,6 +345,8 @@ static void on_recv(struct loop *l, struct dev_conn *c, int res)
         conn_close(l, c);
         return;
     }
+    if (c->rbuf_used < (size_t)res)
+        c->rbuf_used = (size_t)res < IHSM_MAX_FRAME ? (size_t)res : IHSM_MAX_FRAME;
     /* a connection being hung up on is read only to see it end */
     if ((!c->draining && on_frame(l, c, (size_t)res) != 0) || arm_recv(l, c) != 0)
         conn_close(l, c);
