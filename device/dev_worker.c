@@ -123,7 +123,7 @@ static void *worker_main(void *arg)
 
     for (;;) {
         struct dev_job *j;
-        uint32_t start, n;
+        uint32_t start, n, count;
 
         pthread_mutex_lock(&wk->mu);
         while (wk->head == NULL && !wk->stop)
@@ -133,8 +133,9 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&wk->mu);
             break;
         }
+        count = j->count;
         start = j->claimed;
-        n = j->count - start < j->chunk ? j->count - start : j->chunk;
+        n = count - start < j->chunk ? count - start : j->chunk;
         j->claimed += n;
         if (j->claimed == j->count) {
             wk->head = j->next;
@@ -145,7 +146,9 @@ static void *worker_main(void *arg)
 
         for (uint32_t i = start; i < start + n; i++)
             run_entry(d, j, i);
-        if (atomic_fetch_add(&j->done, n) + n == j->count)
+        /* count was read before: once done is added another worker may
+         * finish the job and free it */
+        if (atomic_fetch_add(&j->done, n) + n == count)
             job_done(d, j);
     }
     return NULL;
