@@ -13,16 +13,15 @@ cp "$T/out" "$T/b64.json"
 ok "$C" stats --json
 cp "$T/out" "$T/s1.json"
 cat "$T/b64.json"
-for k in op inflight seconds operations ops_per_s requests frames requests_per_frame \
-         largest_batch us_per_request mean_latency_us errors; do
-    json_check "$T/b64.json" "'$k' in j"
-done
-json_check "$T/b64.json" "j['op'] == 'random' and j['inflight'] == 64 and j['errors'] == 0"
-json_check "$T/b64.json" "j['operations'] > 1000 and j['requests'] >= j['operations']"
-json_check "$T/b64.json" "j['requests_per_frame'] >= 16"
-json_check "$T/b64.json" "abs(j['requests_per_frame'] - j['requests'] / j['frames']) < 0.01"
-json_check "$T/b64.json" "16 <= j['largest_batch'] <= 256"
-json_check "$T/b64.json" "j['us_per_request'] > 0 and j['mean_latency_us'] > 0"
+json_check "$T/b64.json" \
+    "all(k in j for k in ('op', 'inflight', 'seconds', 'operations', 'ops_per_s', 'requests', \
+        'frames', 'requests_per_frame', 'largest_batch', 'us_per_request', 'mean_latency_us', 'errors'))" \
+    "j['op'] == 'random' and j['inflight'] == 64 and j['errors'] == 0" \
+    "j['operations'] > 1000 and j['requests'] >= j['operations']" \
+    "j['requests_per_frame'] >= 16" \
+    "abs(j['requests_per_frame'] - j['requests'] / j['frames']) < 0.01" \
+    "16 <= j['largest_batch'] <= 256" \
+    "j['us_per_request'] > 0 and j['mean_latency_us'] > 0"
 
 # The device counted the same traffic: its requests and frames grew by the
 # bench's (plus the session set-up and these stats calls), and its own
@@ -44,16 +43,16 @@ PY
 # One in flight: nothing to coalesce, every request is a frame
 ok "$C" bench --op random --inflight 1 --seconds 1 --json
 cat "$T/out"
-json_check "$T/out" "j['errors'] == 0 and j['operations'] > 10"
-json_check "$T/out" "j['requests_per_frame'] == 1 and j['largest_batch'] == 1"
-json_check "$T/out" "j['requests'] == j['frames'] == j['operations']"
+json_check "$T/out" "j['errors'] == 0 and j['operations'] > 10" \
+    "j['requests_per_frame'] == 1 and j['largest_batch'] == 1" \
+    "j['requests'] == j['frames'] == j['operations']"
 
 # sign with a transient P-256 key, against OpenSSL in process
 ok "$C" bench --op sign --inflight 32 --seconds 1 --baseline --json
 cat "$T/out"
-json_check "$T/out" "j['op'] == 'sign' and j['errors'] == 0 and j['operations'] > 10"
-json_check "$T/out" "j['baseline_ops_per_s'] > 0 and j['ratio'] > 0"
-json_check "$T/out" "abs(j['ratio'] - j['ops_per_s'] / j['baseline_ops_per_s']) < 0.01"
+json_check "$T/out" "j['op'] == 'sign' and j['errors'] == 0 and j['operations'] > 10" \
+    "j['baseline_ops_per_s'] > 0 and j['ratio'] > 0" \
+    "abs(j['ratio'] - j['ops_per_s'] / j['baseline_ops_per_s']) < 0.01"
 # and with a named key, text output
 ok "$C" keygen --type ed25519 --name bench-ed
 ok "$C" bench --op sign --name bench-ed --inflight 8 --seconds 0.5

@@ -42,7 +42,14 @@ json() {
     python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
 }
 
-# check COND-EXPR over JSON FILE, failing with a message.
+# json_check FILE EXPR...: every python expression over the JSON object j
+# is true (one interpreter for all of them).
 json_check() {
-    [ "$(json "$1" "$2")" = "True" ] || { cat "$1" >&2; ihsm_fail "not true: $2"; }
+    python3 - "$@" <<'PY' || { cat "$1" >&2; ihsm_fail "JSON check failed on $1"; }
+import json, sys
+j = json.load(open(sys.argv[1]))
+for e in sys.argv[2:]:
+    if not eval(e):
+        sys.exit("not true: " + e)
+PY
 }
