@@ -511,6 +511,66 @@ static void test_stats(void **state)
     close(fd);
 }
 
+/* Well-framed requests with random commands, sessions and payloads: each
+ * is answered exactly once, and the daemon keeps serving. */
+static void test_random_payloads(void **state)
+{
+    (void)state;
+    static const uint16_t cmds[] = { IHSM_CMD_INFO, IHSM_CMD_OPEN_SESSION,
+        IHSM_CMD_INIT_PARTITION, IHSM_CMD_KEY_GENERATE, IHSM_CMD_KEY_IMPORT,
+        IHSM_CMD_KEY_UNMASK, IHSM_CMD_KEY_MASK, IHSM_CMD_KEY_DELETE, IHSM_CMD_KEY_PUBLIC,
+        IHSM_CMD_KEY_FIND, IHSM_CMD_KEY_RELEASE, IHSM_CMD_SIGN, IHSM_CMD_DERIVE,
+        IHSM_CMD_AEAD_SEAL, IHSM_CMD_AEAD_OPEN, IHSM_CMD_RANDOM, IHSM_CMD_STATS, 0x99 };
+    static uint8_t buf[IHSM_MAX_FRAME];
+    ihsm_entry ents[IHSM_MAX_BATCH];
+    uint32_t sid;
+    uint8_t rnd[4096];
+    int fd = dt_connect(&dd);
+    double t0 = dt_now();
+
+    assert_int_equal(dt_open_session(fd, "p", pin, &sid), IHSM_OK);
+    for (unsigned round = 0; round < 100 && dt_now() - t0 < 4.0; round++) {
+        ihsm_wr w;
+        int seen[16] = { 0 };
+        size_t got = 0, off = 0;
+
+        RAND_bytes(rnd, sizeof(rnd));
+        ihsm_wr_init(&w);
+        ihsm_frame_begin(&w, IHSM_FRAME_REQUEST);
+        for (unsigned i = 0; i < 16; i++) {
+            uint8_t r = rnd[off++];
+            uint16_t cmd = cmds[r % (sizeof(cmds) / sizeof(cmds[0]))];
+            size_t plen = rnd[off++] % 48, m;
+            m = ihsm_frame_entry_begin(&w, 100 + i, cmd, 0, (r & 0x80) ? sid : rnd[off]);
+            /* sometimes a plausible handle first, then noise */
+            if (plen >= 4 && (r & 0x40))
+                ihsm_wr_u32(&w, 0x00010001u);
+            ihsm_wr_raw(&w, rnd + off, plen);
+            off += plen;
+            ihsm_frame_entry_end(&w, m);
+        }
+        assert_int_equal(ihsm_frame_finish(&w), IHSM_OK);
+        assert_int_equal(ihsm_transport_send(fd, w.p, w.len), IHSM_OK);
+        ihsm_wr_free(&w);
+        while (got < 16) {
+            size_t n;
+            assert_int_equal(dt_recv(fd, buf, ents, &n, 5000), IHSM_OK);
+            for (size_t i = 0; i < n; i++) {
+                assert_true(ents[i].id >= 100 && ents[i].id < 116);
+                assert_int_equal(seen[ents[i].id - 100], 0);
+                seen[ents[i].id - 100] = 1;
+            }
+            got += n;
+        }
+    }
+    close(fd);
+    assert_int_equal(kill(dd.pid, 0), 0);
+    fd = dt_connect(&dd);
+    assert_int_equal(dt_open_session(fd, "p", pin, &sid), IHSM_OK);
+    assert_int_equal(dt_random(fd, sid, 32), IHSM_OK);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_batch_answers_each_entry),
         cmocka_unit_test(test_large_answers_split),
         cmocka_unit_test(test_inflight_limit),
+        cmocka_unit_test(test_random_payloads),
         cmocka_unit_test(test_stats),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
