@@ -9,6 +9,7 @@
 #include <openssl/core_dispatch.h>
 #include <openssl/err.h>
 #include <openssl/proverr.h>
+#include "ihsm_credential.h"
 #include "ihsm_transport.h"
 #include "prov_int.h"
 
@@ -96,10 +97,20 @@ void ihsm_prov_raise(IHSM_PROV_CTX *ctx, int reason, const char *fmt, ...)
     va_end(ap);
 }
 
+static char config_error[512];
+
+const char *ihsm_prov_config_error(void)
+{
+    return config_error;
+}
+
 void ihsm_prov_raise_config(const OSSL_CORE_HANDLE *handle, const char *fmt, ...)
 {
     va_list ap;
 
+    va_start(ap, fmt);
+    vsnprintf(config_error, sizeof(config_error), fmt, ap);
+    va_end(ap);
     va_start(ap, fmt);
     /* A reason with a library in its top bits is taken as OpenSSL's own. */
     vraise(handle, ERR_PACK(ERR_LIB_PROV, 0, PROV_R_INVALID_CONFIG_DATA), fmt, ap);
@@ -115,80 +126,99 @@ static const char *queue_detail(IHSM_PROV_CTX *ctx)
     return d != NULL && *d != '\0' ? d : NULL;
 }
 
+/* Session-level failures: the queue explains them best (it knows the socket,
+ * the partition and the credential it used); we add where the setting lives. */
+static int raise_session(IHSM_PROV_CTX *ctx, int reason, const char *what, const char *hint)
+{
+    const char *detail = queue_detail(ctx);
+
+    if (detail == NULL)
+        return 0;
+    ihsm_prov_raise(ctx, reason, "%s: %s (%s)", what, detail, hint);
+    return 1;
+}
+
+#define HINT_SOCKET "the socket is ihsm-socket in openssl.cnf, or IHSM_SOCKET"
+#define HINT_CRED "the credential is ihsm-credential in openssl.cnf, or IHSM_CREDENTIAL"
+
 void ihsm_prov_raise_status(IHSM_PROV_CTX *ctx, int status, const char *what)
 {
     const char *sock = ctx != NULL && ctx->socket_path != NULL ? ctx->socket_path
                                                                 : ihsm_socket_path(NULL);
     const char *cred = ctx != NULL && ctx->credential_path != NULL ? ctx->credential_path : NULL;
-    const char *detail = queue_detail(ctx);
-    const char *sep = detail != NULL ? " (" : "", *end = detail != NULL ? ")" : "";
+    char err[512];
+    ihsm_credential c;
 
-    if (detail == NULL)
-        detail = "";
     if (what == NULL)
         what = "ihsm device operation";
 
     switch (status) {
     case IHSM_ERR_CONNECT:
-        ihsm_prov_raise(ctx, IHSM_R_DEVICE_UNREACHABLE,
-                        "%s: ihsmd is not running at %s: start it (ihsmd --state-dir DIR "
-                        "--socket %s) or point ihsm-socket in openssl.cnf (or IHSM_SOCKET) "
-                        "at its socket%s%s%s",
-                        what, sock, sock, sep, detail, end);
+        if (!raise_session(ctx, IHSM_R_DEVICE_UNREACHABLE, what, HINT_SOCKET))
+            ihsm_prov_raise(ctx, IHSM_R_DEVICE_UNREACHABLE,
+                            "%s: ihsmd is not running at %s: start it (ihsmd --state-dir DIR "
+                            "--socket %s) or point ihsm-socket in openssl.cnf (or IHSM_SOCKET) "
+                            "at its socket", what, sock, sock);
         break;
     case IHSM_ERR_DEVICE_GONE:
         ihsm_prov_raise(ctx, IHSM_R_DEVICE_UNREACHABLE,
                         "%s: lost the connection to ihsmd at %s (stopped or restarted?): "
-                        "check that it is running, then retry%s%s%s",
-                        what, sock, sep, detail, end);
+                        "check that it is running, then retry", what, sock);
         break;
     case IHSM_ERR_TIMEOUT:
         ihsm_prov_raise(ctx, IHSM_R_TIMEOUT,
                         "%s: ihsmd at %s did not answer in time: check that it is not "
-                        "overloaded or stopped, or raise ihsm-timeout-ms",
-                        what, sock);
+                        "overloaded or stopped, or raise ihsm-timeout-ms", what, sock);
         break;
     case IHSM_ERR_CREDENTIAL_FILE:
-        ihsm_prov_raise(ctx, IHSM_R_BAD_CREDENTIAL,
-                        "%s: cannot use the partition credential file %s: point "
-                        "ihsm-credential in openssl.cnf (or IHSM_CREDENTIAL) at the file "
-                        "`ihsmctl init` wrote, readable by this user%s%s%s",
-                        what, cred != NULL ? cred : "(none configured)", sep, detail, end);
+        /* The shim's reader says what is wrong with the file. */
+        err[0] = '\0';
+        if (ihsm_credential_load(cred, &c, err, sizeof(err)) == IHSM_OK)
+            ihsm_credential_clear(&c);
+        if (err[0] != '\0')
+            ihsm_prov_raise(ctx, IHSM_R_BAD_CREDENTIAL, "%s: %s (%s)", what, err, HINT_CRED);
+        else
+            ihsm_prov_raise(ctx, IHSM_R_BAD_CREDENTIAL,
+                            "%s: cannot use the partition credential %s (%s)", what,
+                            cred != NULL ? cred : "(none configured)", HINT_CRED);
         break;
     case IHSM_ERR_NO_SESSION:
-        if (cred == NULL) {
+        if (cred == NULL)
             ihsm_prov_raise(ctx, IHSM_R_BAD_CREDENTIAL,
                             "%s: no partition credential configured: set ihsm-credential "
                             "in the provider's openssl.cnf section or IHSM_CREDENTIAL", what);
-        } else {
+        else
             ihsm_prov_raise(ctx, IHSM_R_BAD_CREDENTIAL,
-                            "%s: no session with ihsmd at %s using the credential %s%s%s%s",
-                            what, sock, cred, sep, detail, end);
-        }
+                            "%s: no session with ihsmd at %s using the credential %s",
+                            what, sock, cred);
         break;
     case IHSM_ERR_AUTH:
-        ihsm_prov_raise(ctx, IHSM_R_BAD_CREDENTIAL,
-                        "%s: ihsmd rejected the partition credential %s (wrong PIN or "
-                        "partition): use the file `ihsmctl init` wrote for this partition",
-                        what, cred != NULL ? cred : "(none configured)");
+        if (!raise_session(ctx, IHSM_R_BAD_CREDENTIAL, what, HINT_CRED))
+            ihsm_prov_raise(ctx, IHSM_R_BAD_CREDENTIAL,
+                            "%s: ihsmd rejected the partition credential %s (wrong PIN): use "
+                            "the file `ihsmctl init` wrote for this partition",
+                            what, cred != NULL ? cred : "(none configured)");
         break;
     case IHSM_ERR_NO_PARTITION:
-        ihsm_prov_raise(ctx, IHSM_R_BAD_CREDENTIAL,
-                        "%s: the partition named in the credential %s does not exist in "
-                        "ihsmd at %s: create it with `ihsmctl init` or fix ihsm-credential",
-                        what, cred != NULL ? cred : "(none configured)", sock);
+        if (!raise_session(ctx, IHSM_R_BAD_CREDENTIAL, what, HINT_CRED))
+            ihsm_prov_raise(ctx, IHSM_R_BAD_CREDENTIAL,
+                            "%s: the partition named in the credential %s does not exist in "
+                            "ihsmd at %s: create it with `ihsmctl init` or fix ihsm-credential",
+                            what, cred != NULL ? cred : "(none configured)", sock);
         break;
     case IHSM_ERR_LOCKED:
-        ihsm_prov_raise(ctx, IHSM_R_PARTITION_LOCKED,
-                        "%s: the partition of credential %s is locked after wrong PINs: "
-                        "wait for the lockout to pass and use the right credential",
-                        what, cred != NULL ? cred : "(none configured)");
+        if (!raise_session(ctx, IHSM_R_PARTITION_LOCKED, what, HINT_CRED))
+            ihsm_prov_raise(ctx, IHSM_R_PARTITION_LOCKED,
+                            "%s: the partition of credential %s is locked after wrong PINs: "
+                            "wait for the lockout to pass and use the right credential",
+                            what, cred != NULL ? cred : "(none configured)");
         break;
     case IHSM_ERR_PERMISSION:
-        ihsm_prov_raise(ctx, IHSM_R_PERMISSION,
-                        "%s: uid %ld is not allowed to use the partition of credential %s: "
-                        "run as an allowed user or re-create the partition allowing it",
-                        what, (long)getuid(), cred != NULL ? cred : "(none configured)");
+        if (!raise_session(ctx, IHSM_R_PERMISSION, what, HINT_CRED))
+            ihsm_prov_raise(ctx, IHSM_R_PERMISSION,
+                            "%s: uid %ld is not allowed to use the partition of credential %s: "
+                            "run as an allowed user or re-create the partition allowing it",
+                            what, (long)getuid(), cred != NULL ? cred : "(none configured)");
         break;
     case IHSM_ERR_BAD_HANDLE:
     case IHSM_ERR_NOT_FOUND:

@@ -18,6 +18,8 @@ const OSSL_ITEM *ihsm_prov_reason_strings(void);
  * OpenSSL's PROV_R_INVALID_CONFIG_DATA with the sentence as data. */
 void ihsm_prov_raise_config(const OSSL_CORE_HANDLE *handle, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The last configuration error raised (for stderr when init fails). */
+const char *ihsm_prov_config_error(void);
 
 /* ---- prov_key.c ---- */
 /* "key 'web'", "key handle 0x12", "public-only RSA key" for messages and logs. */

@@ -9,6 +9,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
@@ -425,6 +426,11 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     *provctx = ctx;
     return 1;
 err:
+    /* Programs load openssl.cnf ignoring module failures (nginx, haproxy and
+     * the openssl CLI do), so the error raised above is seldom printed and
+     * the provider would just be missing. Say it once where people look. */
+    if (ihsm_prov_config_error()[0] != '\0')
+        fprintf(stderr, "%s (the provider is not loaded)\n", ihsm_prov_config_error());
     prov_ctx_free(ctx);
     return 0;
 }
