@@ -102,7 +102,7 @@ static int pem2der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection,
     const char *type;
     BIO *in;
     int ok = 1; /* coming back empty handed is not an error */
-    int parsed;
+    int parsed, ours = 0;
 
     if (!wants_key(selection))
         return 1;
@@ -111,8 +111,7 @@ static int pem2der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection,
     start = BIO_tell(in);
     ERR_set_mark();
     if (PEM_read_bio(in, &name, &header, &der, &der_len) <= 0) {
-        int ours = damaged_keyfile(in, start);
-
+        ours = damaged_keyfile(in, start);
         ERR_pop_to_mark();
         if (ours) {
             ihsm_prov_raise(ctx->provctx, IHSM_R_BAD_KEYFILE,
@@ -126,6 +125,7 @@ static int pem2der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection,
     ERR_pop_to_mark();
     if (strcmp(name, IHSM_KEYFILE_PEM_LABEL) != 0)
         goto end; /* another provider's PEM */
+    ours = 1;
 
     ERR_set_mark(); /* the ASN.1 decoder's own errors add nothing to ours */
     parsed = der_len > 0 && ihsm_keyfile_decode_der(der, (size_t)der_len, &kf) == 0;
@@ -173,6 +173,9 @@ static int pem2der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection,
         current = saved;
     }
  end:
+    /* our file, failed here (not in a caller's callback): tell the user */
+    if (!ok && ours && key == NULL)
+        ihsm_io_report_load_error();
     ihsm_prov_key_free(key); /* the DER step took its own reference */
     ihsm_keyfile_clear(&kf);
     OPENSSL_free(name);
@@ -239,6 +242,7 @@ static int der2key_decode(ihsm_io_ctx *ctx, const char *want, OSSL_CORE_BIO *cin
         ihsm_prov_key_up_ref(key);
     } else if ((key = ihsm_prov_key_from_keyfile(ctx->provctx, &kf)) == NULL) {
         /* DER input (no PEM step): KEY_UNMASK's error stops the chain */
+        ihsm_io_report_load_error();
         ok = 0;
         goto end;
     }

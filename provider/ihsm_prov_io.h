@@ -47,6 +47,13 @@ int ihsm_io_key_blob(IHSM_PROV_KEY *k, uint8_t **out, size_t *outlen);
  * are levels, each including the next; mask says what the encoder writes. */
 int ihsm_io_check_selection(int selection, int mask);
 
+/* A masked key file that is ours failed to load: say why on stderr too,
+ * from the error just raised. Some callers try PEM_read_bio_PrivateKey,
+ * drop its error and carry on (HAProxy reads a crt file's key, clears the
+ * error queue, then reports "No Private Key found"): without this line
+ * the user would never learn the device's answer. */
+void ihsm_io_report_load_error(void);
+
 /* Context of a decoder or encoder instance: only the provider. */
 typedef struct {
     IHSM_PROV_CTX *provctx;

@@ -3,10 +3,12 @@
  * names, the published SubjectPublicKeyInfo, the masked blob of a key.
  */
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <openssl/asn1.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/x509.h>
 
@@ -119,6 +121,19 @@ int ihsm_io_check_selection(int selection, int mask)
         if ((selection & levels[i]) != 0)
             return (mask & levels[i]) != 0;
     return 0;
+}
+
+void ihsm_io_report_load_error(void)
+{
+    const char *data = NULL;
+    int flags = 0;
+    unsigned long e = ERR_peek_last_error_data(&data, &flags);
+
+    if (e == 0)
+        return;
+    if (data == NULL || (flags & ERR_TXT_STRING) == 0 || *data == '\0')
+        data = ERR_reason_error_string(e);
+    fprintf(stderr, "ihsm: cannot load masked key: %s\n", data != NULL ? data : "unknown error");
 }
 
 void *ihsm_io_newctx(void *provctx)
