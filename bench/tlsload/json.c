@@ -96,6 +96,8 @@ void tl_report_json(FILE *f, const struct tl_run *r, const struct tl_result *res
         fputc(']', f);
     }
     jkey_num(f, "cpu_s_client", res->cpu_s);
+    jkey_num(f, "cpu_user_s", res->cpu_user_s);
+    jkey_num(f, "cpu_sys_s", res->cpu_sys_s);
     jkey_num(f, "cpu_us_per_op", st->ok ? res->cpu_s * 1e6 / (double)st->ok : 0);
     fprintf(f, ",\"interrupted\":%s}\n", res->interrupted ? "true" : "false");
 }

@@ -25,6 +25,7 @@
 #define NS 1000000000ULL
 #define MAX_WAIT_MS 100   /* how late a worker may notice the stop flag */
 #define RBUF_LEN 32768
+#define RATE_SLACK_NS (NS / 10)
 
 int tl_debug_on;
 
@@ -176,7 +177,13 @@ int tl_run_init(struct tl_run *r, const struct tl_opts *o)
     memset(r, 0, sizeof(*r));
     r->o = o;
     r->ops = o->mode == TL_MODE_H2 ? &tl_mode_h2 : &tl_mode_handshake;
-    r->ctx = tl_ssl_ctx_new(o, r->ops);
+    r->libctx = OSSL_LIB_CTX_new();
+    r->prov = r->libctx ? OSSL_PROVIDER_load(r->libctx, "default") : NULL;
+    if (r->prov == NULL) {
+        fprintf(stderr, "ihsm-tlsload: cannot load OpenSSL's default provider\n");
+        return -1;
+    }
+    r->ctx = tl_ssl_ctx_new(o, r->ops, r->libctx);
     if (r->ctx == NULL)
         return -1;
     atomic_init(&r->budget, o->count ? (int64_t)o->count : INT64_MAX);
@@ -219,6 +226,8 @@ void tl_run_fini(struct tl_run *r)
     }
     free(r->workers);
     SSL_CTX_free(r->ctx);
+    OSSL_PROVIDER_unload(r->prov);
+    OSSL_LIB_CTX_free(r->libctx);
 }
 
 /* The measured phase begins: bytes so far were warmup's. */
@@ -257,8 +266,11 @@ static uint64_t start_idle(struct tl_worker *w, uint64_t now)
         } else if (ops->may_start(c, now)) {
             if (w->interval_ns) {
                 w->next_start_ns += w->interval_ns;
-                /* far behind (a slow server): do not burst to catch up */
-                if (w->next_start_ns + 4 * w->interval_ns < now)
+                /* Behind schedule: catch up after a short stall (this
+                 * thread was not scheduled), but not after a long one (the
+                 * server cannot keep up): that would be a burst, not R/s. */
+                if (w->next_start_ns + RATE_SLACK_NS < now &&
+                    w->next_start_ns + 4 * w->interval_ns < now)
                     w->next_start_ns = now;
             }
             w->startq[k++] = c;

@@ -111,9 +111,11 @@ static void collect(struct tl_run *r, struct tl_result *res)
     if (res->per_conn == NULL)
         res->nconns = 0;
     res->duration_s = finish > r->measure_ns ? (double)(finish - r->measure_ns) / 1e9 : 0;
-    if (r->have_ru_start && getrusage(RUSAGE_SELF, &ru) == 0)
-        res->cpu_s = tv_s(ru.ru_utime) + tv_s(ru.ru_stime) - tv_s(r->ru_start.ru_utime) -
-                     tv_s(r->ru_start.ru_stime);
+    if (r->have_ru_start && getrusage(RUSAGE_SELF, &ru) == 0) {
+        res->cpu_user_s = tv_s(ru.ru_utime) - tv_s(r->ru_start.ru_utime);
+        res->cpu_sys_s = tv_s(ru.ru_stime) - tv_s(r->ru_start.ru_stime);
+        res->cpu_s = res->cpu_user_s + res->cpu_sys_s;
+    }
     res->interrupted = atomic_load(&r->interrupted);
 }
 
@@ -127,6 +129,9 @@ int main(int argc, char **argv)
     int rc = TL_EXIT_OK;
 
     tl_debug_on = dbg != NULL && strcmp(dbg, "1") == 0;
+    /* The run uses its own library context (see tls_ctx.c); keep OPENSSL_CONF,
+     * which may load ihsm for the server under test, out of this process. */
+    OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
     tl_opts_parse(&o, argc, argv);
     tl_opts_resolve(&o);
     ensure_fds(&o);

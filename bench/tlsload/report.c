@@ -99,9 +99,10 @@ void tl_report_human(FILE *f, const struct tl_run *r, const struct tl_result *re
     if (o->mode == TL_MODE_H2)
         fprintf(f, "  body %" PRIu64, st->body_bytes);
     fputc('\n', f);
-    fprintf(f, "  client cpu   %.3f s", res->cpu_s);
+    fprintf(f, "  client cpu   %.3f s (user %.3f, system %.3f)", res->cpu_s, res->cpu_user_s,
+            res->cpu_sys_s);
     if (st->ok > 0)
-        fprintf(f, " (%.1f us per %s)", res->cpu_s * 1e6 / (double)st->ok,
+        fprintf(f, ", %.1f us per %s", res->cpu_s * 1e6 / (double)st->ok,
                 o->mode == TL_MODE_H2 ? "request" : "handshake");
     fputc('\n', f);
 }

@@ -35,9 +35,10 @@ static int config_error(const char *what, const char *value)
     return 0;
 }
 
-SSL_CTX *tl_ssl_ctx_new(const struct tl_opts *o, const struct tl_mode_ops *ops)
+SSL_CTX *tl_ssl_ctx_new(const struct tl_opts *o, const struct tl_mode_ops *ops,
+                        OSSL_LIB_CTX *libctx)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX *ctx = SSL_CTX_new_ex(libctx, NULL, TLS_client_method());
     int ok = 1;
 
     if (ctx == NULL) {

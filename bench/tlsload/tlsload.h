@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <openssl/provider.h>
 #include <openssl/ssl.h>
 
 #define TL_MAX_DURATION_S 3600
@@ -173,6 +174,8 @@ extern const struct tl_mode_ops tl_mode_h2;
 struct tl_run {
     const struct tl_opts *o;
     const struct tl_mode_ops *ops;
+    OSSL_LIB_CTX *libctx;
+    OSSL_PROVIDER *prov;
     SSL_CTX *ctx;
     uint64_t t0_ns, measure_ns, end_ns;
     atomic_int stop;            /* 1: time is up, interrupted or fatal */
@@ -228,12 +231,16 @@ void tl_run_note_params(struct tl_run *r, SSL *ssl);
 void tl_run_request_stop(struct tl_run *r);
 
 /* ---- TLS context (tls_ctx.c) ---- */
-SSL_CTX *tl_ssl_ctx_new(const struct tl_opts *o, const struct tl_mode_ops *ops);
+/* libctx: the run's own library context with only OpenSSL's default
+ * provider, so OPENSSL_CONF (which may load ihsm for a server) never
+ * changes what the client does or costs. */
+SSL_CTX *tl_ssl_ctx_new(const struct tl_opts *o, const struct tl_mode_ops *ops,
+                        OSSL_LIB_CTX *libctx);
 
 /* ---- output (report.c, json.c) ---- */
 struct tl_result {
     struct tl_stats st;
-    double duration_s, cpu_s;
+    double duration_s, cpu_s, cpu_user_s, cpu_sys_s;
     uint64_t *per_conn;     /* done counts, one per connection slot */
     unsigned nconns;
     int interrupted;

@@ -18,6 +18,14 @@ tl_check "$out" '0 < d["p50_us"] <= d["p99_us"] <= d["max_us"]' "latency percent
 tl_check "$out" 'd["per_s"] > 0 and d["duration_s"] > 0 and d["cpu_s_client"] > 0' "rate and CPU"
 tl_check "$out" 'd["bytes_in"] > 50 * 300 and d["bytes_out"] > 50 * 100' "wire bytes counted"
 
+# The client never reads OPENSSL_CONF (which may load ihsm for the server
+# under test): a configuration that breaks every other libssl program here
+# must not matter.
+printf 'openssl_conf = oi\n[oi]\nproviders = ps\n[ps]\nbogus = bs\n[bs]\nmodule = %s\nactivate = 1\n' \
+    "$TL_SCRATCH/no-such-provider.so" >"$TL_SCRATCH/bogus.cnf"
+OPENSSL_CONF=$TL_SCRATCH/bogus.cnf run --count 10 || { cat "$TL_SCRATCH/err" >&2; tl_fail "OPENSSL_CONF leaked into the client"; }
+tl_check "$out" 'd["handshakes"] == 10 and d["errors"] == 0' "OPENSSL_CONF ignored"
+
 # One GET per connection: s_server -www answers 200.
 run --count 20 --concurrency 2 --request / || { cat "$TL_SCRATCH/err" >&2; tl_fail "--request run failed"; }
 tl_check "$out" 'd["handshakes"] == 20 and d["errors"] == 0' "20 handshakes with a GET each"
@@ -34,6 +42,11 @@ tl_check "$out" 'd["handshakes"] == 0 and d["errors_by_kind"]["verify"] == 10' "
 # --duration bounds the run.
 run --duration 1 --concurrency 2 || tl_fail "duration run failed"
 tl_check "$out" '0.9 < d["duration_s"] < 1.5 and d["handshakes"] > 0 and not d["interrupted"]' "1 s run"
+
+# --rate paces the starts: 50/s for 1 s is about 50 handshakes, not as many
+# as the server can do.
+run --rate 50 --duration 1 --concurrency 2 || tl_fail "rate run failed"
+tl_check "$out" '40 <= d["handshakes"] <= 52' "--rate 50 for 1 s"
 
 # A TLS 1.2-only server: --tls 1.3 gets errors and no handshakes; --tls 1.2 works.
 tl_s_server tls12 -tls1_2
