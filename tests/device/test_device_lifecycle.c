@@ -27,7 +27,9 @@ static struct dt_daemon dd;
 static int setup(void **state)
 {
     (void)state;
-    /* a first start makes the state (and the import key) the others reuse */
+    /* a first start makes the state (and the import key) the others reuse;
+     * debug lines tell when a frame has been read */
+    dd.env[0] = "IHSM_DEBUG=1";
     if (dt_start(&dd) != 0)
         return -1;
     return 0;
@@ -111,18 +113,34 @@ static void test_sigterm(void **state)
 
     assert_int_equal(dt_init_partition(fd, "term", NULL, 0, pin), IHSM_OK);
     assert_int_equal(dt_open_session(fd, "term", pin, &sid), IHSM_OK);
-    /* a batch in flight when the signal comes */
+    /* a batch in flight when the signal comes: four RSA key generations
+     * keep the workers busy for a while */
     ihsm_wr_init(&w);
     ihsm_frame_begin(&w, IHSM_FRAME_REQUEST);
     for (unsigned i = 0; i < 64; i++) {
-        size_t m = ihsm_frame_entry_begin(&w, i + 1, IHSM_CMD_RANDOM, 0, sid);
-        ihsm_wr_u32(&w, 1024);
+        size_t m;
+        if (i < 4) {
+            m = ihsm_frame_entry_begin(&w, i + 1, IHSM_CMD_KEY_GENERATE, 0, sid);
+            ihsm_wr_u32(&w, IHSM_KEY_RSA);
+            ihsm_wr_u32(&w, 2048);
+            ihsm_wr_u32(&w, 0);
+            ihsm_wr_u32(&w, 0);
+            dt_wr_str(&w, "drain");
+        } else {
+            m = ihsm_frame_entry_begin(&w, i + 1, IHSM_CMD_RANDOM, 0, sid);
+            ihsm_wr_u32(&w, 1024);
+        }
         ihsm_frame_entry_end(&w, m);
     }
     assert_int_equal(ihsm_frame_finish(&w), IHSM_OK);
     assert_int_equal(ihsm_transport_send(fd, w.p, w.len), IHSM_OK);
     ihsm_wr_free(&w);
-    usleep(20 * 1000); /* let the loop read it */
+    {
+        double t0 = dt_now(); /* the loop has read it: now it is in flight */
+        while (!dt_log_contains(&dd, ": 64 requests") && dt_now() - t0 < 5.0)
+            usleep(2 * 1000);
+        assert_true(dt_log_contains(&dd, ": 64 requests"));
+    }
     assert_int_equal(dt_stop(&dd), 0);
     assert_false(dt_exists(dd.sock));
     assert_true(dt_log_contains(&dd, "stopped"));
@@ -244,9 +262,9 @@ static void test_failed_state(void **state)
     close(fd);
     assert_int_equal(dt_stop(&dd), 0);
 
-    dd.env[0] = "IHSM_SELFTEST_FAIL=ECDSA-P256";
+    dd.env[1] = "IHSM_SELFTEST_FAIL=ECDSA-P256";
     assert_int_equal(dt_start(&dd), 0);
-    dd.env[0] = NULL;
+    dd.env[1] = NULL;
     assert_true(dt_log_contains(&dd, "SELF-TESTS FAILED"));
     fd = dt_connect(&dd);
     assert_int_equal(dt_call(fd, IHSM_CMD_INFO, 0, NULL, 0, &r, &rlen), IHSM_OK);
