@@ -11,6 +11,7 @@
  */
 #include "dev.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -65,7 +66,23 @@ static int take_lock(struct ihsmd *d)
     return 0;
 }
 
-/* Read name (exactly len bytes after decoding) or make it with gen. */
+static int has_partitions(const struct ihsmd *d)
+{
+    char path[4096];
+    DIR *dir;
+    struct dirent *de;
+    int found = 0;
+
+    if (dev_path(path, sizeof(path), d->cfg.state_dir, "partitions") != 0
+        || (dir = opendir(path)) == NULL)
+        return 0;
+    while (!found && (de = readdir(dir)) != NULL)
+        found = de->d_name[0] != '.';
+    closedir(dir);
+    return found;
+}
+
+/* The root secret: read it, or make it on first start. */
 static int load_root(struct ihsmd *d)
 {
     char path[4096];
@@ -98,6 +115,13 @@ static int load_root(struct ihsmd *d)
     if (r != -ENOENT) {
         dev_log("cannot read %s: %s", path, strerror(-r));
         return r;
+    }
+    if (has_partitions(d)) {
+        /* a new root secret would silently orphan every stored key */
+        dev_log("%s is missing but %s/partitions holds partitions: restore root.key "
+                "from a backup (or move the partitions away to start afresh)",
+                path, d->cfg.state_dir);
+        return -ENOENT;
     }
     if (d->failed) {
         /* no trustworthy generator: make no secret now */
@@ -151,6 +175,43 @@ static int load_serial(struct ihsmd *d)
     return dev_write_atomic(d->cfg.state_dir, "serial", hex, strlen(hex), 0);
 }
 
+/* Temp files a crash left behind (".tmp.*": never a valid name). */
+static void sweep_tmp(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    struct dirent *de;
+    char path[4096];
+
+    if (dh == NULL)
+        return;
+    while ((de = readdir(dh)) != NULL) {
+        if (strncmp(de->d_name, ".tmp.", 5) == 0
+            && dev_path(path, sizeof(path), dir, de->d_name) == 0 && unlink(path) == 0)
+            dev_log("removed %s, left by an interrupted write", path);
+    }
+    closedir(dh);
+}
+
+static void sweep_partitions(const struct ihsmd *d)
+{
+    char parts[4096], path[4096], keys[4096];
+    DIR *dh;
+    struct dirent *de;
+
+    if (dev_path(parts, sizeof(parts), d->cfg.state_dir, "partitions") != 0
+        || (dh = opendir(parts)) == NULL)
+        return;
+    while ((de = readdir(dh)) != NULL) {
+        if (!dev_name_valid((const uint8_t *)de->d_name, strlen(de->d_name))
+            || dev_path(path, sizeof(path), parts, de->d_name) != 0
+            || dev_path(keys, sizeof(keys), path, "keys") != 0)
+            continue;
+        sweep_tmp(path);
+        sweep_tmp(keys);
+    }
+    closedir(dh);
+}
+
 int dev_state_open(struct ihsmd *d)
 {
     int r;
@@ -159,6 +220,9 @@ int dev_state_open(struct ihsmd *d)
     d->audit_fd = -1;
     if ((r = check_dir(d->cfg.state_dir)) != 0 || (r = take_lock(d)) != 0)
         return r;
+    /* under the lock: no other ihsmd is writing here */
+    sweep_tmp(d->cfg.state_dir);
+    sweep_partitions(d);
     if ((r = load_root(d)) != 0 || (r = load_serial(d)) != 0)
         return r;
     if ((r = dev_audit_open(d)) != 0) {

@@ -225,18 +225,53 @@ static void test_bad_state_dir(void **state)
     assert_false(dt_exists(sock));
 }
 
+/* Without root.key every stored key is lost: ihsmd refuses to make a new
+ * one over existing partitions. */
+static void test_missing_root_refused(void **state)
+{
+    (void)state;
+    char out[8192], root[600], saved[600];
+    const char *args[] = { "--state-dir", dd.state, "--socket", dd.sock, NULL };
+    int fd;
+
+    assert_int_equal(dt_stop(&dd), 0);
+    snprintf(root, sizeof(root), "%s/root.key", dd.state);
+    snprintf(saved, sizeof(saved), "%s/root.key.saved", dd.scratch);
+    assert_int_equal(rename(root, saved), 0);
+    assert_int_not_equal(run_ihsmd(args, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "restore root.key"));
+    assert_false(dt_exists(root));
+    assert_false(dt_exists(dd.sock));
+    assert_int_equal(rename(saved, root), 0);
+    assert_int_equal(dt_start(&dd), 0);
+    fd = dt_connect(&dd);
+    assert_int_equal(dt_call(fd, IHSM_CMD_INFO, 0, NULL, 0, NULL, NULL), IHSM_OK);
+    close(fd);
+}
+
 static void test_socket_dir_created(void **state)
 {
     (void)state;
     char dir[280];
     int fd;
 
+    char tmp1[600], tmp2[600];
+
     assert_int_equal(dt_stop(&dd), 0);
+    /* what a crash in the middle of an atomic write leaves behind */
+    snprintf(tmp1, sizeof(tmp1), "%s/.tmp.1.1", dd.state);
+    snprintf(tmp2, sizeof(tmp2), "%s/partitions/term/keys/.tmp.2.2", dd.state);
+    close(open(tmp1, O_WRONLY | O_CREAT, 0600));
+    close(open(tmp2, O_WRONLY | O_CREAT, 0600));
+    assert_true(dt_exists(tmp1) && dt_exists(tmp2));
+
     assert_true(strlen(dd.scratch) < 200);
     snprintf(dir, sizeof(dir), "%s/run/ihsm", dd.scratch);
     snprintf(dd.sock, sizeof(dd.sock), "%s/ihsmd.sock", dir);
     assert_int_equal(dt_start(&dd), 0);
     assert_int_equal(dt_file_mode(dir), 0755);
+    assert_false(dt_exists(tmp1));
+    assert_false(dt_exists(tmp2));
     fd = dt_connect(&dd);
     assert_true(fd >= 0);
     close(fd);
@@ -320,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_stale_socket_replaced),
         cmocka_unit_test(test_live_daemon_refused),
         cmocka_unit_test(test_bad_state_dir),
+        cmocka_unit_test(test_missing_root_refused),
         cmocka_unit_test(test_socket_dir_created),
         cmocka_unit_test(test_failed_state),
     };
