@@ -167,11 +167,12 @@ int ihsm_wait_async(struct ihsm_proc *p, struct ihsm_req *r)
             if (RQ_FLAGS(atomic_load(&r->sg)) & (RQ_DONE | RQ_TIMEDOUT))
                 break;
         }
+        /* resumed when the fd is readable, or spuriously: either way the
+         * loop looks at the state; only our completion writes the fd */
         if (ASYNC_pause_job() == 0) {
             DBG("ASYNC_pause_job failed: waiting blocking");
             return 0;
         }
-        drain_fd(fd);
     }
     ihsm_req_wait_notified(r);
     /* leave the fd quiet for the wait ctx's next request */

@@ -174,7 +174,11 @@ static int reap(struct ihsm_proc *p)
 
 /* ---- arming ---- */
 
-static void arm(struct ihsm_proc *p, int want_kick)
+/* Backlog sends always; the recv and the kick read only for a thread
+ * about to wait (want_wait): a poll-armed request completes through task
+ * work run by the thread that armed it, so arming from a thread that will
+ * not wait would cost that thread a wakeup on every completion frame. */
+static void arm(struct ihsm_proc *p, int want_wait, int want_kick)
 {
     struct ring_op *ops = atomic_exchange(&p->backlog, NULL), *op;
     struct io_uring_sqe *sqe;
@@ -192,6 +196,8 @@ static void arm(struct ihsm_proc *p, int want_kick)
         io_uring_prep_send(sqe, p->fd, op->frame.p, op->frame.len, MSG_NOSIGNAL);
         io_uring_sqe_set_data(sqe, op);
     }
+    if (!want_wait)
+        return;
     if (!p->recv_armed && atomic_load(&p->up) && atomic_load(&p->sent_inflight) > 0
         && (sqe = get_sqe(p)) != NULL) {
         pthread_mutex_lock(&p->lock); /* a consistent fd and cgen */
@@ -242,7 +248,7 @@ int ihsm_ring_turn(struct ihsm_proc *p, uint64_t wait_ns, enum ihsm_turn_flush h
             wait_ns = due <= now ? 1000 : (due - now < wait_ns ? due - now : wait_ns);
         }
     }
-    arm(p, want_kick);
+    arm(p, wait_ns > 0, want_kick);
     if (want_kick && p->recv_armed) {
         int w = DRV_WAIT_NORECV;
 
