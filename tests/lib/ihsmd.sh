@@ -52,13 +52,14 @@ ihsm_device_start() {
 
 ihsm_device_kill() {
     [ -n "${IHSMD_PID:-}" ] || return 0
-    kill "-${1:-TERM}" "$IHSMD_PID" 2>/dev/null
+    # every step may find the daemon already gone: never fail under set -e
+    kill "-${1:-TERM}" "$IHSMD_PID" 2>/dev/null || true
     for _ in $(seq 1 100); do
         kill -0 "$IHSMD_PID" 2>/dev/null || break
         sleep 0.05
     done
-    kill -KILL "$IHSMD_PID" 2>/dev/null
-    wait "$IHSMD_PID" 2>/dev/null
+    kill -KILL "$IHSMD_PID" 2>/dev/null || true
+    wait "$IHSMD_PID" 2>/dev/null || true
     IHSMD_PID=
 }
 
