@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -130,6 +131,8 @@ int dt_start(struct dt_daemon *dd)
         return -1;
     if (dd->pid == 0) {
         int fd = open(dd->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        /* a test that crashes must not leave its daemon behind */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);

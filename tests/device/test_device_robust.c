@@ -194,11 +194,13 @@ static void test_garbage_while_serving(void **state)
     (void)state;
     static uint8_t big[IHSM_MAX_FRAME + 4096];
     uint8_t f[256], junk[1000];
-    struct good g = { .dd = &dd };
+    static struct good g; /* static: the thread may outlive a failed assert */
     pthread_t th;
     size_t len;
     int fd;
 
+    memset(&g, 0, sizeof(g));
+    g.dd = &dd;
     assert_int_equal(pthread_create(&th, NULL, good_client, &g), 0);
     usleep(100 * 1000);
 
