@@ -51,10 +51,13 @@ int ihsm_km_match(const void *keydata1, const void *keydata2, int selection)
         return 0;
     /* A device key is determined by its public key: comparing the public
      * halves answers for the key pair as well. */
-    if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
+    if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0) {
         ok = EVP_PKEY_eq(a->pub, b->pub) == 1;
-    else
-        ok = EVP_PKEY_parameters_eq(a->pub, b->pub) == 1;
+    } else {
+        /* -2: the type has no parameters (RSA, Ed25519), so they agree */
+        ok = EVP_PKEY_parameters_eq(a->pub, b->pub);
+        ok = ok == 1 || ok == -2;
+    }
     IHSM_PROV_DBG("keymgmt: match -> %d", ok);
     return ok;
 }

@@ -40,15 +40,6 @@
 #define DEFAULT_DELAY_US   50
 #define DEFAULT_TIMEOUT_MS 10000
 
-/*
- * The I/O operations (DECODER, ENCODER, STORE) live in prov_algs_io.c,
- * written alongside. Weak references let the signing core load and run on
- * its own (tests, a build without them) instead of failing at dlopen.
- */
-extern const OSSL_ALGORITHM ihsm_decoder_algs[] __attribute__((weak));
-extern const OSSL_ALGORITHM ihsm_encoder_algs[] __attribute__((weak));
-extern const OSSL_ALGORITHM ihsm_store_algs[] __attribute__((weak));
-
 static const OSSL_ALGORITHM keymgmt_algs[] = {
     { "RSA:rsaEncryption:1.2.840.113549.1.1.1", IHSM_PROP, ihsm_rsa_keymgmt_functions,
       "ihsm RSA keys held in ihsmd" },
