@@ -24,7 +24,8 @@ const char *ihsm_credential_path(const char *explicit_path)
     return (env != NULL && *env != '\0') ? env : NULL;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+static int __attribute__((format(printf, 3, 4)))
+fail(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err != NULL && errlen != 0) {
         va_list ap;

@@ -21,8 +21,4 @@ int ihsm_transport_send(int fd, const void *frame, size_t len);
  * forever. Returns IHSM_OK with *len set, IHSM_ERR_TIMEOUT, or
  * IHSM_ERR_DEVICE_GONE (peer closed or error). */
 int ihsm_transport_recv(int fd, void *buf, size_t cap, size_t *len, int timeout_ms);
-
-/* One blocking request/response on fd, no batching: for setup commands
- * (INFO, OPEN_SESSION) and tools. On IHSM_OK, *status is the device's
- * status and resp (initialised by the caller) holds the payload. */
 #endif
