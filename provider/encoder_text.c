@@ -50,7 +50,11 @@ static int text_encode(void *vctx, OSSL_CORE_BIO *cout, const void *obj,
     if ((out = ihsm_io_bio(ctx->provctx, cout)) == NULL)
         return 0;
     type = ihsm_prov_key_keymgmt_name(k);
-    if (selection == 0 || (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0) {
+    if (!ihsm_prov_key_has_private(k)) {
+        /* a public key imported into ihsm (key comparison, verification) */
+        ok = BIO_printf(out, "ihsm %s public key (%s): no device part\n",
+                        type != NULL ? type : "?", curve_or_size(k, size, sizeof(size))) > 0;
+    } else if (selection == 0 || (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0) {
         ok = BIO_printf(out, "ihsm %s private key (%s): held in ihsmd, not exportable\n",
                         type != NULL ? type : "?", curve_or_size(k, size, sizeof(size))) > 0;
         if (ok && k->name != NULL)
