@@ -39,6 +39,11 @@ expect_fail "missing credential" "$IHSM_SCRATCH/missing.cred" \
 # A key the device does not have.
 expect_fail "unknown key" "nope" openssl dgst $PROV -sha256 -sign ihsm:nope msg
 
+# A key whose usage flags leave signing out: refused, and said so.
+"$IHSMCTL" keygen --type ec-p256 --usage derive --out derive.pem >/dev/null \
+    || ihsm_fail "ihsmctl keygen --usage derive"
+expect_fail "derive-only key" "usage" openssl dgst $PROV -sha256 -sign derive.pem msg
+
 # A masked blob that was tampered with.
 python3 - ec.pem bad.pem <<'PY' || ihsm_fail "could not tamper with the key file"
 import base64, sys
