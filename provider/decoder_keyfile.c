@@ -246,7 +246,8 @@ static int der2key_decode(ihsm_io_ctx *ctx, const char *want, OSSL_CORE_BIO *cin
         ok = 0;
         goto end;
     }
-    IHSM_PROV_DBG("decoder: masked %s key, handle %u", type, key->handle);
+    IHSM_PROV_DBG("decoder: masked %s key, handle %u", type,
+                  (unsigned)__atomic_load_n(&key->handle, __ATOMIC_ACQUIRE));
     {
         int objtype = OSSL_OBJECT_PKEY;
         OSSL_PARAM params[4];
