@@ -176,7 +176,7 @@ static int store_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 static void partition_name(store_ctx *ctx, char *out, size_t len)
 {
     const char *path = ihsm_credential_path(ctx->provctx->credential_path);
-    ihsm_credential cred;
+    ihsm_credential cred = { 0 };
 
     snprintf(out, len, "(unknown: no credential file)");
     if (path != NULL && ihsm_credential_load(path, &cred, NULL, 0) == IHSM_OK)
