@@ -11,7 +11,10 @@
 : "${IHSM_BUILD_DIR:?IHSM_BUILD_DIR must point at the build directory}"
 IHSMD="$IHSM_BUILD_DIR/bin/ihsmd"
 IHSMCTL="$IHSM_BUILD_DIR/bin/ihsmctl"
-IHSM_PROVIDER_ARGS="-provider-path $IHSM_BUILD_DIR/lib -provider ihsm -provider default"
+# default first: libssl enables only the TLS groups of the provider whose
+# keymgmt an unqualified fetch returns, and unqualified key generation
+# should stay in process; device keys are ihsm's whatever the order.
+IHSM_PROVIDER_ARGS="-provider-path $IHSM_BUILD_DIR/lib -provider default -provider ihsm"
 export IHSMD IHSMCTL IHSM_PROVIDER_ARGS
 
 ihsm_fail() { echo "FAIL: $*" >&2; exit 1; }
