@@ -143,36 +143,46 @@ void ihsm_reaper_stop(struct ihsm_proc *p)
 
 int ihsm_wait_async(struct ihsm_proc *p, struct ihsm_req *r)
 {
-    int fd = r->efd;
+    int fd = r->efd, paused = 0, turned = 0;
 
     if (ASYNC_get_current_job() == NULL)
         return 0;
     reaper_ensure(p);
-    if (!atomic_load(&p->reaper_started))
-        return 0; /* no thread to resume us: block instead */
     for (;;) {
         uint64_t s = atomic_load(&r->sg);
 
-        if (RQ_FLAGS(s) & (RQ_DONE | RQ_TIMEDOUT))
-            break;
-        if (ihsm_now_ns() >= r->deadline) {
+        if (RQ_FLAGS(s) & (RQ_DONE | RQ_TIMEDOUT)) {
+            /* The fd went into the wait ctx at submit, so the application
+             * must see the job pause at least once: HAProxy registers a
+             * job's fds only on SSL_ERROR_WANT_ASYNC and aborts when it
+             * later meets one it never registered. The fd is written
+             * already, so the job is resumed at once. */
+            if (paused)
+                break;
+        } else if (ihsm_now_ns() >= r->deadline) {
             ihsm_req_expire(r, s);
             continue;
-        }
-        /* turn the ring once without waiting: sends what is due, reaps
-         * what has come; leaving the role wakes the reaper */
-        if (ihsm_driver_trylock(p)) {
+        } else if (!atomic_load(&p->reaper_started)) {
+            /* no thread could resume us: block (the fd still gets written) */
+            ihsm_wait_blocking(p, r);
+            continue;
+        } else if (!turned && ihsm_driver_trylock(p)) {
+            /* turn the ring once without waiting: sends what is due,
+             * reaps what has come; leaving the role wakes the reaper */
             ihsm_ring_turn(p, 0, TURN_FLUSH_DUE);
             ihsm_driver_release(p);
-            if (RQ_FLAGS(atomic_load(&r->sg)) & (RQ_DONE | RQ_TIMEDOUT))
-                break;
+            turned = 1;
+            continue;
         }
         /* resumed when the fd is readable, or spuriously: either way the
-         * loop looks at the state; only our completion writes the fd */
+         * loop looks at the state; only our outcome writes the fd */
         if (ASYNC_pause_job() == 0) {
             DBG("ASYNC_pause_job failed: waiting blocking");
-            return 0;
+            ihsm_wait_blocking(p, r);
+            break;
         }
+        paused = 1;
+        turned = 0;
     }
     ihsm_req_wait_notified(r);
     /* leave the fd quiet for the wait ctx's next request */

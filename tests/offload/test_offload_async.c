@@ -4,7 +4,9 @@
  * resumes a job when its wait fd (one per wait ctx) becomes readable, as
  * HAProxy and `openssl speed -async_jobs` do. Every job completes, and
  * since requests queue while others are in flight, frames carry more than
- * one request on average.
+ * one request on average. Every call pauses its job at least once, even
+ * when the answer is already there: HAProxy aborts on a wait fd it was
+ * never shown through SSL_ERROR_WANT_ASYNC.
  */
 #include <poll.h>
 #include <setjmp.h>
@@ -134,7 +136,9 @@ static void async_jobs_batch(void **state)
     assert_int_equal(st.requests, JOBS * CALLS);
     assert_int_equal(st.completions, JOBS * CALLS);
     assert_true(st.requests > st.frames_sent);
-    assert_true(paused >= JOBS * CALLS / 2);
+    /* every call paused its job at least once: HAProxy registers a job's
+     * wait fd only when it sees the job pause */
+    assert_true(paused >= JOBS * CALLS);
     assert_int_equal(st.timeouts, 0);
     assert_int_equal(st.inflight, 0);
 }
