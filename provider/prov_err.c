@@ -61,7 +61,8 @@ void ihsm_prov_err_setup(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in
     last_handle = handle;
 }
 
-static void vraise(const OSSL_CORE_HANDLE *h, uint32_t reason, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 3, 0)))
+vraise(const OSSL_CORE_HANDLE *h, uint32_t reason, const char *fmt, va_list ap)
 {
     if (ihsm_debug) {
         char buf[512];

@@ -19,7 +19,8 @@
 
 /* ---- messages ---- */
 
-static void vmsg(const ihsm_tool *t, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+vmsg(const ihsm_tool *t, const char *fmt, va_list ap)
 {
     if (t != NULL && t->cmd != NULL)
         fprintf(stderr, "ihsmctl %s: ", t->cmd);
