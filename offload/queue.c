@@ -518,10 +518,10 @@ int ihsm_req_wait(ihsm_req *r, ihsm_result *res)
     f = RQ_FLAGS(atomic_load(&r->sg));
     if (!(f & (RQ_INFLIGHT | RQ_DONE | RQ_TIMEDOUT)))
         return res->status = IHSM_ERR_BAD_INPUT; /* never submitted */
-    if (!(f & (RQ_DONE | RQ_TIMEDOUT))) {
-        if (r->efd < 0 || !ihsm_wait_async(p, r))
-            ihsm_wait_blocking(p, r);
-    }
+    /* an ASYNC job pauses even for an answer already there (see
+     * ihsm_wait_async) */
+    if (r->efd < 0 || !ihsm_wait_async(p, r))
+        ihsm_wait_blocking(p, r);
     ihsm_req_wait_notified(r);
     f = RQ_FLAGS(atomic_load(&r->sg));
     if (!(f & RQ_DONE))
