@@ -10,6 +10,8 @@
 #   gnuplot-nox                          the chart
 #   linux-perf                           profiles for docs/performance.md
 #
+# `install-bench-deps.sh PACKAGE...` installs only those (bench/scenarios asks
+# for what the rows it runs need, so a quick run does not wait for apt).
 # Exit 0 when everything is installed; 1 (with the reason on stderr) when
 # apt-get failed. bench/scenarios then runs the rows that do not need the
 # missing parts and says why the others are missing.
@@ -19,6 +21,15 @@ packages=(
     softhsm2 p11-kit p11-kit-modules libengine-pkcs11-openssl opensc
     gnuplot-nox linux-perf
 )
+if [ $# -gt 0 ]; then
+    for p in "$@"; do
+        case " ${packages[*]} " in
+            *" $p "*) ;;
+            *) echo "install-bench-deps: $p is not one of: ${packages[*]}" >&2; exit 2 ;;
+        esac
+    done
+    packages=("$@")
+fi
 
 missing=()
 for p in "${packages[@]}"; do
