@@ -10,13 +10,15 @@
  * Roles inside a proc:
  *   driver   whoever holds p->driver (a trylock) owns the ring: only it
  *            touches the SQ and CQ, arms the recv, reaps completions and
- *            closes the socket. The ring is never shared with non-drivers,
- *            so a driver can submit and wait in one io_uring_enter.
- *   others   submit by pushing on the lock-free pending list; when they
- *            must flush they send(2) the frame themselves under p->lock
- *            (which keeps the fd alive against the driver's close). A send
- *            as an SQE from a non-driver would post a CQE that wakes the
- *            sleeping driver for nothing: a wakeup costs an ECDSA sign.
+ *            closes the socket, so it can arm and wait in one
+ *            io_uring_enter without a lock.
+ *   flusher  whoever sends a frame (a submitter, or the driver) encodes it
+ *            and send(2)s it with MSG_DONTWAIT under p->lock, which keeps
+ *            the fd alive against the driver's close. A frame that meets a
+ *            full socket goes to the ring as IORING_OP_SEND, kept alive
+ *            until its CQE. Sends are not SQEs by default: a non-driver
+ *            cannot touch the SQ, and a SEND CQE would wake the sleeping
+ *            driver for nothing (a wakeup costs an ECDSA sign).
  *   reaper   a thread (lazily, for OpenSSL ASYNC jobs) that drives while
  *            requests are in flight and nobody else does.
  */

@@ -6,8 +6,9 @@
  *   - nothing sent and awaiting an answer: the request leaves at once, in
  *     a frame of its own, sent by the submitter;
  *   - otherwise it waits on the pending list and leaves with the others
- *     when the driver next turns the ring, when the list holds batch_max,
- *     or once the oldest has waited delay_us.
+ *     in the turn of the ring that reaps completions, when the list holds
+ *     batch_max, or once the oldest has waited delay_us (a driver asleep
+ *     with nothing pending is kicked by the first one to queue).
  */
 #include "offload_int.h"
 
