@@ -143,6 +143,7 @@ static void kill9_fails_inflight_then_reconnects(void **state)
     ihsm_queue_get_stats(Q, &st);
     assert_true(gone >= THREADS);
     assert_true(bad_handle >= 1);
+    assert_true(after >= THREADS);
     assert_true(st.device_gone >= (uint64_t)THREADS);
     assert_true(st.reconnects >= 1);
     assert_int_equal(st.timeouts, 0);
