@@ -14,7 +14,8 @@ set style fill solid 0.85 border -1
 set boxwidth 0.7
 set grid ytics lc rgb '#dddddd'
 set ylabel "handshakes / server CPU-s"
-set yrange [0:*]
+stats datafile using 3 nooutput
+set yrange [0:STATS_max * 1.18]
 set xrange [-0.7:rows-0.3]
 set xtics rotate by -40 left font ',9' nomirror
 set bmargin 9
@@ -25,6 +26,6 @@ set linetype 3 lc rgb '#55a868'
 set linetype 4 lc rgb '#c44e52'
 set linetype 5 lc rgb '#8172b3'
 set label 1 "blue: PEM file   orange: ihsm   green: SoftHSM2 in process   red: SoftHSM2 behind p11-kit server   purple: PEM + ssl-mode-async" \
-    at graph 0.0, graph 1.03 font ',9'
+    at graph 0.01, graph 0.96 font ',9'
 plot datafile using 1:3:4:xtic(2) with boxes lc variable, \
      '' using 1:3:(sprintf("%.0f", $3)) with labels offset 0,0.6 font ',8'
