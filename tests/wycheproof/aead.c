@@ -45,15 +45,31 @@ int wp_run_aead(wp_run *r, const wp_json *root)
         name = cipher_name(alg, key_bits);
         offered = name != NULL && wp_ihsm_offers(r, OSSL_OP_CIPHER, name);
         for (ti = 0; tests != NULL && ti < tests->n; ti++) {
+            const wp_json *t = tests->items[ti];
             wp_outcome o = { 0 };
+            uint8_t *key = NULL;
+            size_t key_len = 0;
+            const wp_key *k = NULL;
 
-            if (name == NULL)
+            if (name == NULL) {
                 wp_outcome_set(&o, WP_GOT_SKIP, "%s with a %lld-bit key does not exist", alg,
                                key_bits);
-            else if (!offered)
+            } else if (wp_hex_member(t, "key", &key, &key_len) != 0) {
+                wp_outcome_set(&o, WP_GOT_REFUSED, "the vector's key is not hex");
+            } else if ((k = wp_import_secret(r, key, key_len,
+                                             IHSM_USAGE_ENCRYPT | IHSM_USAGE_DECRYPT)) == NULL) {
+                wp_outcome_set(&o, WP_GOT_REFUSED, "out of memory");
+            } else if (k->status != IHSM_OK) {
+                /* AES-192: the device holds AES-128 and AES-256 keys only */
+                wp_outcome_set(&o, WP_GOT_SKIP, "%s", k->why);
+            } else if (!offered) {
                 wp_outcome_set(&o, WP_GOT_SKIP, "the ihsm provider offers no %s (update ihsm)",
                                name);
-            wp_report(r, g, tests->items[ti], &o);
+            }
+            wp_report(r, g, t, &o);
+            if (key != NULL)
+                OPENSSL_cleanse(key, key_len);
+            free(key);
         }
     }
     return 0;

@@ -165,7 +165,7 @@ int wp_device_start(wp_device *d)
     const char *officer = getenv("IHSM_OFFICER_CREDENTIAL");
     char tmpl[] = "/tmp/ihsm-wycheproof.XXXXXX";
 
-    memset(d, 0, sizeof(*d) - sizeof(d->bindir));
+    memset(d, 0, sizeof(*d));
     if (find_bindir(d) != 0)
         return -1;
     if (mkdtemp(tmpl) == NULL || (d->scratch = strdup(tmpl)) == NULL) {
