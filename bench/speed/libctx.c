@@ -46,7 +46,8 @@ static void conf_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static int write_conf(const char *path, const char *module, const struct sp_device *d)
+static int write_conf(const char *path, const char *module, const struct sp_opts *o,
+                      const struct sp_device *d)
 {
     FILE *f = fopen(path, "w");
 
@@ -71,6 +72,10 @@ static int write_conf(const char *path, const char *module, const struct sp_devi
     fputs("\nihsm-credential = ", f);
     conf_str(f, d->credential);
     fputs("\nihsm-route = sign,derive,aead\n", f);
+    if (o->batch_size != 0)
+        fprintf(f, "ihsm-batch-size = %u\n", o->batch_size);
+    if (o->batch_delay_us != 0)
+        fprintf(f, "ihsm-batch-delay-us = %u\n", o->batch_delay_us);
     if (fclose(f) != 0) {
         fprintf(stderr, "ihsm-speed: cannot write %s: %s\n", path, strerror(errno));
         return -1;
@@ -104,7 +109,7 @@ int sp_libs_open(struct sp_libs *l, const struct sp_opts *o, const struct sp_dev
         return -1;
     }
     snprintf(conf, sizeof(conf), "%s/openssl.cnf", d->scratch);
-    if (write_conf(conf, l->module, d) != 0)
+    if (write_conf(conf, l->module, o, d) != 0)
         return -1;
 
     if ((l->ihsm = OSSL_LIB_CTX_new()) == NULL || (l->base = OSSL_LIB_CTX_new()) == NULL) {
@@ -118,7 +123,7 @@ int sp_libs_open(struct sp_libs *l, const struct sp_opts *o, const struct sp_dev
         sp_ossl_err("cannot load the ihsm provider from %s", l->module);
         return -1;
     }
-    if (OSSL_PROVIDER_load(l->base, "default") == NULL) {
+    if ((l->base_default = OSSL_PROVIDER_load(l->base, "default")) == NULL) {
         sp_ossl_err("cannot load OpenSSL's default provider for the baseline");
         return -1;
     }
@@ -127,7 +132,10 @@ int sp_libs_open(struct sp_libs *l, const struct sp_opts *o, const struct sp_dev
 
 void sp_libs_close(struct sp_libs *l)
 {
-    /* freeing a context unloads its providers (and ihsm's queue) */
+    /* freeing a context unloads the providers its config loaded (and with
+     * ihsm its queue); the one we loaded by hand we unload */
+    OSSL_PROVIDER_unload(l->base_default);
+    l->base_default = NULL;
     OSSL_LIB_CTX_free(l->ihsm);
     OSSL_LIB_CTX_free(l->base);
     l->ihsm = l->base = NULL;

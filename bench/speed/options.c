@@ -31,6 +31,9 @@ static const char usage_text[] =
     "  --json              one JSON object per row per line on stdout\n"
     "  --quiet             no progress line on stderr\n"
     "  --provider-path DIR directory holding ihsm.so (default: ../lib next to this binary)\n"
+    "  --batch-size N      the provider's ihsm-batch-size, 1-256 (default: the provider's)\n"
+    "  --batch-delay-us N  the provider's ihsm-batch-delay-us, 1-100000 (default: the\n"
+    "                      provider's)\n"
     "\n"
     "The device: IHSM_SOCKET and IHSM_CREDENTIAL when both are set, else ihsm-speed\n"
     "starts its own ihsmd (next to this binary) in a scratch directory.\n"
@@ -133,6 +136,8 @@ void sp_opts_parse(struct sp_opts *o, int argc, char **argv)
         { "json", no_argument, NULL, 'j' },
         { "quiet", no_argument, NULL, 'q' },
         { "provider-path", required_argument, NULL, 'p' },
+        { "batch-size", required_argument, NULL, 'b' },
+        { "batch-delay-us", required_argument, NULL, 'D' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -174,6 +179,8 @@ void sp_opts_parse(struct sp_opts *o, int argc, char **argv)
                 usage_error("--provider-path is empty: give the directory holding ihsm.so");
             o->provider_path = optarg;
             break;
+        case 'b': o->batch_size = parse_uint("--batch-size", optarg, 1, 256); break;
+        case 'D': o->batch_delay_us = parse_uint("--batch-delay-us", optarg, 1, 100000); break;
         case 'h':
             fputs(usage_text, stdout);
             exit(SP_EXIT_OK);

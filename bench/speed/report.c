@@ -115,6 +115,12 @@ void sp_report_json(FILE *f, const struct sp_result *r)
     jnum(f, "cpu_s_device", r->cpu_device_s, 3);
     jnum(f, "cpu_ratio", r->cpu_ratio, 4);
     jnum(f, "baseline_cpu_s", r->base_cpu_s, 3);
+    /* the same CPU time per operation: where an ihsm operation's cost goes */
+    jnum(f, "cpu_us_per_op_caller", r->ops ? r->cpu_caller_s * 1e6 / (double)r->ops : -1, 2);
+    jnum(f, "cpu_us_per_op_device",
+         r->ops && r->cpu_device_s >= 0 ? r->cpu_device_s * 1e6 / (double)r->ops : -1, 2);
+    jnum(f, "baseline_cpu_us_per_op",
+         r->base_ops ? r->base_cpu_s * 1e6 / (double)r->base_ops : -1, 2);
     ju(f, "baseline_threads", r->base_threads);
     ju(f, "baseline_depth", r->base_depth);
     jnum(f, "baseline_p50_us", r->base_p50_us, 2);

@@ -46,7 +46,11 @@ static void *worker_main(void *arg)
     struct sp_run *run = w->run;
     struct sp_side *s = run->side;
     int prepared = 0;
+    char name[16];
 
+    /* thread names tell the two sides apart in perf and top */
+    snprintf(name, sizeof(name), "%s-%u", s->propq != NULL ? "sp-ihsm" : "sp-base", w->id);
+    pthread_setname_np(pthread_self(), name);
     w->slots = calloc(w->nslots, sizeof(*w->slots));
     if (w->slots == NULL)
         w->failed = 1;

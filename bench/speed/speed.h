@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 
 #define SP_EXIT_OK 0
 #define SP_EXIT_FAIL 1
@@ -59,6 +60,8 @@ struct sp_opts {
     double seconds, warmup;
     int json, quiet;
     const char *provider_path; /* directory holding ihsm.so; NULL: ../lib */
+    unsigned batch_size;       /* ihsm-batch-size for the provider; 0: its default */
+    unsigned batch_delay_us;   /* ihsm-batch-delay-us; 0: its default */
 };
 /* Fills o, or prints what was wrong and exits SP_EXIT_USAGE. */
 void sp_opts_parse(struct sp_opts *o, int argc, char **argv);
@@ -93,6 +96,7 @@ uint64_t sp_devstats_counter(const struct sp_devstats *st, enum sp_op_kind k);
 struct sp_libs {
     OSSL_LIB_CTX *ihsm;   /* ihsm + default */
     OSSL_LIB_CTX *base;   /* default only */
+    OSSL_PROVIDER *base_default;
     char module[512];     /* path of ihsm.so */
 };
 int sp_libs_open(struct sp_libs *l, const struct sp_opts *o, const struct sp_device *d);
