@@ -352,6 +352,7 @@ int dev_cmd_key_public(struct dev_ctx *c);
 int dev_cmd_key_find(struct dev_ctx *c);
 int dev_cmd_key_list(struct dev_ctx *c);
 int dev_cmd_key_release(struct dev_ctx *c);
+int dev_cmd_key_load_session(struct dev_ctx *c); /* dev_cmd_session_key.c */
 int dev_cmd_zeroize(struct dev_ctx *c);
 int dev_cmd_sign(struct dev_ctx *c);
 int dev_cmd_derive(struct dev_ctx *c);

@@ -33,6 +33,7 @@ static const struct cmd_def cmds[] = {
     [IHSM_CMD_KEY_FIND]       = { dev_cmd_key_find, 1, 1 },
     [IHSM_CMD_KEY_LIST]       = { dev_cmd_key_list, 1, 0 },
     [IHSM_CMD_KEY_RELEASE]    = { dev_cmd_key_release, 1, 0 },
+    [IHSM_CMD_KEY_LOAD_SESSION] = { dev_cmd_key_load_session, 1, 1 },
     [IHSM_CMD_SIGN]           = { dev_cmd_sign, 1, 1 },
     [IHSM_CMD_DERIVE]         = { dev_cmd_derive, 1, 1 },
     [IHSM_CMD_AEAD_SEAL]      = { dev_cmd_aead_seal, 1, 1 },

@@ -64,6 +64,11 @@ int ihsm_op_aead(const ihsm_key *k, int seal, ihsm_rd *args, ihsm_wr *out);
 /* RANDOM: args = u32 n. Continuous health test on the generator. */
 int ihsm_op_random(ihsm_rd *args, ihsm_wr *out);
 
+/* A session key (KEY_LOAD_SESSION): an AES key the client holds in clear,
+ * raw bytes of bits/8 (128 or 256), usage encrypt+decrypt, no label. */
+int ihsm_key_from_secret(uint32_t type, uint32_t bits, const uint8_t *raw,
+                         size_t len, ihsm_key **out);
+
 /* Constant-time-free helpers the daemon needs for PINs. */
 int ihsm_random_bytes(uint8_t *buf, size_t n);
 /* PIN verifier: PBKDF2-HMAC-SHA256(pin, salt, iterations) -> 32 bytes. */

@@ -43,6 +43,7 @@ enum ihsm_cmd {
     IHSM_CMD_KEY_FIND       = 0x17,
     IHSM_CMD_KEY_LIST       = 0x18,
     IHSM_CMD_KEY_RELEASE    = 0x19,
+    IHSM_CMD_KEY_LOAD_SESSION = 0x1A, /* a client's AES key, held by the session */
 
     IHSM_CMD_SIGN           = 0x20,
     IHSM_CMD_DERIVE         = 0x21,

@@ -93,6 +93,7 @@ const char *ihsm_cmd_name(int cmd)
     case IHSM_CMD_KEY_FIND: return "KEY_FIND";
     case IHSM_CMD_KEY_LIST: return "KEY_LIST";
     case IHSM_CMD_KEY_RELEASE: return "KEY_RELEASE";
+    case IHSM_CMD_KEY_LOAD_SESSION: return "KEY_LOAD_SESSION";
     case IHSM_CMD_SIGN: return "SIGN";
     case IHSM_CMD_DERIVE: return "DERIVE";
     case IHSM_CMD_AEAD_SEAL: return "AEAD_SEAL";
