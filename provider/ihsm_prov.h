@@ -49,6 +49,13 @@ typedef struct ihsm_prov_key {
     uint8_t *spki; size_t spki_len;  /* public key, SubjectPublicKeyInfo DER */
     EVP_PKEY *pub;             /* the same public key in the default provider:
                                   for export, parameters, match and verify */
+    /* appended by the key exchange work (X25519, ECDH): */
+    uint8_t *encpub; size_t encpub_len; /* raw public value (EC uncompressed point,
+                                  X25519 u): what DERIVE takes. A peer key has only
+                                  this, unvalidated: ihsmd checks it when deriving */
+    int kex;                   /* made for an ephemeral key exchange (TLS ECDHE) */
+    struct ihsm_prov_eph *eph; /* ephemeral device key: KEY_RELEASE when the last
+                                  key object holding it is freed */
 } IHSM_PROV_KEY;
 
 IHSM_PROV_KEY *ihsm_prov_key_new(IHSM_PROV_CTX *ctx);
@@ -170,5 +177,29 @@ int ihsm_prov_key_has_private(const IHSM_PROV_KEY *k);
  * so the caller's free afterwards only releases a key nobody took. A size
  * other than sizeof(IHSM_PROV_KEY *) is refused.
  */
+
+/* ---- appended by the key exchange work ---- */
+
+extern const OSSL_DISPATCH ihsm_x25519_keymgmt_functions[];
+extern const OSSL_DISPATCH ihsm_ecdh_keyexch_functions[];
+extern const OSSL_DISPATCH ihsm_x25519_keyexch_functions[];
+
+/* A peer's public key that ihsmd refused (off the curve, wrong length, the
+ * identity, X25519 of small order): reason beyond enum ihsm_prov_reason_more. */
+#define IHSM_R_BAD_PEER_KEY 40
+
+/* Key exchange keys: EC P-256/P-384 and X25519. */
+int ihsm_prov_kex_type(uint32_t type);
+/* The public key as an EVP_PKEY in the default provider, made on first use
+ * for keys that only hold encpub or spki (NULL + error if it is not a valid
+ * key). */
+EVP_PKEY *ihsm_prov_key_pub(IHSM_PROV_KEY *k);
+/* The raw public value (EC uncompressed point, X25519 32 bytes), taken from
+ * encpub or the public key; 0 if there is none. Points into the key. */
+int ihsm_prov_key_encoded_public(IHSM_PROV_KEY *k, const uint8_t **p, size_t *len);
+/* Make k a public-only key of type holding this raw public value as given
+ * (a TLS key share: EVP_PKEY_set1_encoded_public_key). */
+int ihsm_prov_key_set_encoded_public(IHSM_PROV_KEY *k, uint32_t type,
+                                     const uint8_t *p, size_t len);
 
 #endif

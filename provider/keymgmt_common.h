@@ -22,6 +22,8 @@ typedef struct ihsm_km_gen {
     uint32_t type;        /* enum ihsm_key_type; 0 = not chosen yet (EC) */
     uint32_t bits;        /* RSA only */
     char *name;           /* IHSM_PKEY_PARAM_NAME: persist under this name */
+    int kex;              /* an ephemeral key for ECDHE (ihsm's TLS group names, or a
+                             template made for one): usage derive, released when freed */
 } IHSM_KM_GEN;
 
 /* Shared operations (keydata is an IHSM_PROV_KEY *). */
@@ -45,5 +47,9 @@ int ihsm_km_gen_set_common(IHSM_KM_GEN *g, const OSSL_PARAM params[]);
 
 /* "P-256", "prime256v1", "secp256r1"... -> IHSM_KEY_EC_P256/P384, 0 if neither. */
 uint32_t ihsm_km_ec_type(const char *group);
+
+/* EVP_PKEY_set1_encoded_public_key (a TLS key share) on a key of this type
+ * (0: the key's own, e.g. the curve of a parameters-only EC key). */
+int ihsm_km_set_encoded_params(void *keydata, uint32_t type, const OSSL_PARAM params[]);
 
 #endif

@@ -40,9 +40,26 @@ static const OSSL_PARAM ec_gen_settable[] = {
     OSSL_PARAM_END
 };
 
+static const OSSL_PARAM ec_settable[] = {
+    OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0),
+    OSSL_PARAM_END
+};
+
 static const OSSL_PARAM *ec_gettable_params(void *provctx)
 {
     return ec_gettable;
+}
+
+/* libssl's EVP_PKEY_set1_encoded_public_key: the peer's ECDHE key share on a
+ * parameters-only key of the same curve. */
+static int ec_set_params(void *keydata, const OSSL_PARAM params[])
+{
+    return ihsm_km_set_encoded_params(keydata, 0, params);
+}
+
+static const OSSL_PARAM *ec_settable_params(void *provctx)
+{
+    return ec_settable;
 }
 
 static const OSSL_PARAM *ec_types(int selection)
@@ -85,13 +102,19 @@ static int ec_gen_set_params(void *genctx, const OSSL_PARAM params[])
     if (params == NULL)
         return 1;
     if ((p = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_GROUP_NAME)) != NULL) {
-        if (!OSSL_PARAM_get_utf8_string_ptr(p, &s) || (type = ihsm_km_ec_type(s)) == 0) {
+        /* ihsm's TLS group names: libssl's ephemeral ECDHE keys */
+        if (OSSL_PARAM_get_utf8_string_ptr(p, &s)
+            && (strcmp(s, IHSM_KEX_GROUP_P256) == 0 || strcmp(s, IHSM_KEX_GROUP_P384) == 0)) {
+            g->type = strcmp(s, IHSM_KEX_GROUP_P256) == 0 ? IHSM_KEY_EC_P256 : IHSM_KEY_EC_P384;
+            g->kex = 1;
+        } else if (!OSSL_PARAM_get_utf8_string_ptr(p, &s) || (type = ihsm_km_ec_type(s)) == 0) {
             ihsm_prov_raise(g->ctx, IHSM_R_UNSUPPORTED,
                             "EC curve %s not supported by the device: use P-256 or P-384",
                             s != NULL ? s : "(not a string)");
             return 0;
+        } else {
+            g->type = type;
         }
-        g->type = type;
     }
     if ((p = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_EC_ENCODING)) != NULL) {
         if (!OSSL_PARAM_get_utf8_string_ptr(p, &s)
@@ -126,6 +149,8 @@ static int ec_gen_set_template(void *genctx, void *templ)
         || (t->type != IHSM_KEY_EC_P256 && t->type != IHSM_KEY_EC_P384))
         return 0;
     g->type = t->type;
+    /* A key like the peer's ECDHE share (libssl's TLS 1.3 server) is ephemeral too. */
+    g->kex = t->kex;
     return 1;
 }
 
@@ -148,6 +173,8 @@ const OSSL_DISPATCH ihsm_ec_keymgmt_functions[] = {
     { OSSL_FUNC_KEYMGMT_VALIDATE, (void (*)(void))ihsm_km_validate },
     { OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))ihsm_km_get_params },
     { OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))ec_gettable_params },
+    { OSSL_FUNC_KEYMGMT_SET_PARAMS, (void (*)(void))ec_set_params },
+    { OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS, (void (*)(void))ec_settable_params },
     { OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))ec_import },
     { OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))ec_types },
     { OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))ihsm_km_export },

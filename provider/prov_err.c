@@ -35,6 +35,7 @@ static const OSSL_ITEM reason_strings[] = {
     { IHSM_R_TIMEOUT, "ihsm device timed out" },
     { IHSM_R_DEVICE_FAILED, "ihsm device failed its self-tests" },
     { IHSM_R_PERMISSION, "not allowed by the ihsm partition" },
+    { IHSM_R_BAD_PEER_KEY, "invalid peer public key (refused by ihsmd)" },
     { 0, NULL }
 };
 

@@ -5,6 +5,7 @@
  * here: signing goes to the device through ihsm_prov_key_call.
  */
 #include <string.h>
+#include <unistd.h>
 #include <openssl/asn1t.h>
 #include <openssl/core_names.h>
 #include <openssl/decoder.h>
@@ -12,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 #include <openssl/objects.h>
+#include <openssl/params.h>
 #include <openssl/x509.h>
 #include "prov_int.h"
 
@@ -124,6 +126,60 @@ static EVP_PKEY *rsa_as_pss(IHSM_PROV_CTX *ctx, EVP_PKEY *rsa)
     return out;
 }
 
+/* ---------------------------------------------------------------- ephemeral */
+
+/* An ephemeral device key (TLS ECDHE): the obligation to release its handle,
+ * shared by the key objects that hold it (EVP_PKEY_dup). */
+struct ihsm_prov_eph {
+    int refcnt;                /* atomic */
+    IHSM_PROV_CTX *ctx;
+    uint32_t handle;
+    pid_t pid;                 /* a forked child's session never held it */
+};
+
+/* KEY_RELEASE without waiting: the request leaves at once (or with the next
+ * frame) and its completion is reaped by whoever drives the queue next, so
+ * freeing an ephemeral key costs no round trip. */
+static void release_handle(IHSM_PROV_CTX *ctx, uint32_t handle)
+{
+    ihsm_queue *q = __atomic_load_n(&ctx->queue, __ATOMIC_ACQUIRE);
+    ihsm_req *r;
+    int st;
+
+    if (q == NULL || (r = ihsm_req_new(q, IHSM_CMD_KEY_RELEASE)) == NULL)
+        return;
+    ihsm_wr_u32(ihsm_req_payload(r), handle);
+    st = ihsm_req_submit(r);
+    ihsm_req_free(r); /* abandoned: the queue recycles it when answered */
+    IHSM_PROV_DBG("key: release ephemeral handle 0x%x -> %s", (unsigned)handle,
+                  ihsm_status_name(st));
+}
+
+static void eph_put(struct ihsm_prov_eph *e)
+{
+    if (e == NULL || __atomic_sub_fetch(&e->refcnt, 1, __ATOMIC_ACQ_REL) > 0)
+        return;
+    if (e->pid == getpid())
+        release_handle(e->ctx, e->handle);
+    OPENSSL_free(e);
+}
+
+int ihsm_prov_key_make_ephemeral(IHSM_PROV_KEY *k)
+{
+    struct ihsm_prov_eph *e;
+
+    if (k->eph != NULL)
+        return 1;
+    if ((e = OPENSSL_zalloc(sizeof(*e))) == NULL)
+        return 0;
+    e->refcnt = 1;
+    e->ctx = k->ctx;
+    e->handle = __atomic_load_n(&k->handle, __ATOMIC_ACQUIRE);
+    e->pid = getpid();
+    k->eph = e;
+    return 1;
+}
+
 /* ---------------------------------------------------------------- object */
 
 IHSM_PROV_KEY *ihsm_prov_key_new(IHSM_PROV_CTX *ctx)
@@ -154,6 +210,8 @@ void ihsm_prov_key_free(IHSM_PROV_KEY *k)
     OPENSSL_free(k->name);
     OPENSSL_free(k->spki);
     EVP_PKEY_free(k->pub);
+    OPENSSL_free(k->encpub);
+    eph_put(k->eph);
     OPENSSL_free(k);
 }
 
@@ -167,18 +225,38 @@ IHSM_PROV_KEY *ihsm_prov_key_dup(const IHSM_PROV_KEY *k)
     d->bits = k->bits;
     d->usage = k->usage;
     d->rsa_pss = k->rsa_pss;
+    d->kex = k->kex;
     d->handle = __atomic_load_n(&k->handle, __ATOMIC_ACQUIRE);
     if ((k->blob != NULL && (d->blob = OPENSSL_memdup(k->blob, k->blob_len)) == NULL)
         || (k->name != NULL && (d->name = OPENSSL_strdup(k->name)) == NULL)
         || (k->spki != NULL && (d->spki = OPENSSL_memdup(k->spki, k->spki_len)) == NULL)
+        || (k->encpub != NULL
+            && (d->encpub = OPENSSL_memdup(k->encpub, k->encpub_len)) == NULL)
         || (k->pub != NULL && !EVP_PKEY_up_ref(k->pub))) {
         ihsm_prov_key_free(d);
         return NULL;
     }
     d->blob_len = k->blob_len;
     d->spki_len = k->spki_len;
+    d->encpub_len = k->encpub_len;
     d->pub = k->pub;
+    if (k->eph != NULL) {
+        __atomic_add_fetch(&k->eph->refcnt, 1, __ATOMIC_RELAXED);
+        d->eph = k->eph;
+    }
     return d;
+}
+
+void ihsm_prov_key_drop_private(IHSM_PROV_KEY *k)
+{
+    OPENSSL_clear_free(k->blob, k->blob_len);
+    k->blob = NULL;
+    k->blob_len = 0;
+    OPENSSL_free(k->name);
+    k->name = NULL;
+    k->handle = 0;
+    eph_put(k->eph);
+    k->eph = NULL;
 }
 
 int ihsm_prov_key_has_private(const IHSM_PROV_KEY *k)
@@ -197,6 +275,8 @@ const char *ihsm_prov_key_keymgmt_name(const IHSM_PROV_KEY *k)
         return "EC";
     case IHSM_KEY_ED25519:
         return "ED25519";
+    case IHSM_KEY_X25519:
+        return "X25519";
     }
     return NULL;
 }
@@ -209,6 +289,8 @@ const char *ihsm_prov_key_desc(const IHSM_PROV_KEY *k, char *buf, size_t len)
         snprintf(buf, len, "no key");
     else if (k->name != NULL)
         snprintf(buf, len, "key '%s'", k->name);
+    else if (h != 0 && k->eph != NULL)
+        snprintf(buf, len, "ephemeral key handle 0x%x", (unsigned)h);
     else if (h != 0)
         snprintf(buf, len, "key handle 0x%x", (unsigned)h);
     else if (k->blob != NULL)
@@ -542,4 +624,185 @@ int ihsm_prov_key_call(IHSM_PROV_KEY *k, uint16_t cmd, const ihsm_wr *args,
 done:
     ihsm_wr_free(&w);
     return st;
+}
+
+/* ---------------------------------------------------------------- key exchange */
+
+int ihsm_prov_kex_type(uint32_t type)
+{
+    return type == IHSM_KEY_EC_P256 || type == IHSM_KEY_EC_P384 || type == IHSM_KEY_X25519;
+}
+
+size_t ihsm_prov_kex_pub_len(uint32_t type)
+{
+    switch (type) {
+    case IHSM_KEY_EC_P256:
+        return 1 + 2 * 32;
+    case IHSM_KEY_EC_P384:
+        return 1 + 2 * 48;
+    case IHSM_KEY_X25519:
+        return 32;
+    }
+    return 0;
+}
+
+size_t ihsm_prov_kex_secret_len(uint32_t type)
+{
+    switch (type) {
+    case IHSM_KEY_EC_P256:
+    case IHSM_KEY_X25519:
+        return 32;
+    case IHSM_KEY_EC_P384:
+        return 48;
+    }
+    return 0;
+}
+
+static uint32_t kex_bits(uint32_t type)
+{
+    return type == IHSM_KEY_EC_P256 ? 256 : type == IHSM_KEY_EC_P384 ? 384 : 253;
+}
+
+/* Publish a raw public value (first writer wins; every writer has the same). */
+static int set_encpub_once(IHSM_PROV_KEY *k, const uint8_t *p, size_t len)
+{
+    uint8_t *copy = OPENSSL_memdup(p, len), *none = NULL;
+
+    if (copy == NULL)
+        return 0;
+    k->encpub_len = len;
+    if (!__atomic_compare_exchange_n(&k->encpub, &none, copy, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        OPENSSL_free(copy);
+    return 1;
+}
+
+int ihsm_prov_key_set_spki_raw(IHSM_PROV_KEY *k, const uint8_t *spki, size_t len)
+{
+    IHSM_SPKI *s = spki_parse(spki, len);
+    size_t want = ihsm_prov_kex_pub_len(k->type);
+    int ok = 0;
+
+    if (s == NULL || want == 0 || (size_t)ASN1_STRING_length(s->key) != want)
+        goto end;
+    OPENSSL_free(k->spki);
+    if ((k->spki = OPENSSL_memdup(spki, len)) == NULL)
+        goto end;
+    k->spki_len = len;
+    OPENSSL_free(k->encpub);
+    k->encpub = NULL;
+    if (!set_encpub_once(k, ASN1_STRING_get0_data(s->key), want))
+        goto end;
+    k->bits = kex_bits(k->type);
+    if (k->usage == 0)
+        k->usage = IHSM_USAGE_DERIVE;
+    ok = 1;
+end:
+    if (!ok)
+        ihsm_prov_raise(k->ctx, IHSM_R_DEVICE_ERROR,
+                        "malformed public key from the device (SubjectPublicKeyInfo)");
+    spki_free(s);
+    return ok;
+}
+
+int ihsm_prov_key_set_encoded_public(IHSM_PROV_KEY *k, uint32_t type,
+                                     const uint8_t *p, size_t len)
+{
+    /* Stored as given: what a peer sent is checked by the device, which
+     * refuses a point off the curve, of the wrong length, the identity or a
+     * small-order X25519 key when it derives (IHSM_ERR_BAD_INPUT). Only an
+     * absurd length is turned away here. */
+    if (!ihsm_prov_kex_type(type) || p == NULL || len == 0 || len > 2 * 66 + 1) {
+        ihsm_prov_raise(k->ctx, IHSM_R_INVALID_ARGUMENT,
+                        "a key exchange public key of %zu bytes: expected %zu", len,
+                        ihsm_prov_kex_pub_len(type));
+        return 0;
+    }
+    if (ihsm_prov_key_has_private(k) || (k->type != 0 && k->type != type)) {
+        ihsm_prov_raise(k->ctx, IHSM_R_INVALID_ARGUMENT,
+                        "cannot set the public key of a device key or of another type");
+        return 0;
+    }
+    /* What described the previous public key no longer does. */
+    OPENSSL_free(k->spki);
+    k->spki = NULL;
+    k->spki_len = 0;
+    EVP_PKEY_free(k->pub);
+    k->pub = NULL;
+    OPENSSL_free(k->encpub);
+    k->encpub = NULL;
+    k->type = type;
+    k->bits = kex_bits(type);
+    if (!set_encpub_once(k, p, len))
+        return 0;
+    if (k->usage == 0)
+        k->usage = IHSM_USAGE_DERIVE;
+    return 1;
+}
+
+int ihsm_prov_key_encoded_public(IHSM_PROV_KEY *k, const uint8_t **p, size_t *len)
+{
+    uint8_t buf[2 * 66 + 1], *e = __atomic_load_n(&k->encpub, __ATOMIC_ACQUIRE);
+    EVP_PKEY *pub;
+    size_t n = 0;
+
+    if (e == NULL) {
+        if ((pub = ihsm_prov_key_pub(k)) == NULL
+            || !EVP_PKEY_get_octet_string_param(pub, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, buf,
+                                                sizeof(buf), &n)
+            || n == 0 || !set_encpub_once(k, buf, n))
+            return 0;
+        e = __atomic_load_n(&k->encpub, __ATOMIC_ACQUIRE);
+    }
+    *p = e;
+    *len = k->encpub_len;
+    return 1;
+}
+
+/* The default provider's key for a raw public value. */
+static EVP_PKEY *pub_from_raw(IHSM_PROV_CTX *ctx, uint32_t type, const uint8_t *p, size_t len)
+{
+    EVP_PKEY_CTX *pctx;
+    EVP_PKEY *pub = NULL;
+    OSSL_PARAM params[3];
+
+    if (type == IHSM_KEY_X25519)
+        return EVP_PKEY_new_raw_public_key_ex(ctx->libctx, "X25519", IHSM_PROV_PUB_PROPQ, p, len);
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+                                                 type == IHSM_KEY_EC_P256 ? "P-256" : "P-384", 0);
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)p, len);
+    params[2] = OSSL_PARAM_construct_end();
+    pctx = EVP_PKEY_CTX_new_from_name(ctx->libctx, "EC", IHSM_PROV_PUB_PROPQ);
+    if (pctx == NULL || EVP_PKEY_fromdata_init(pctx) <= 0
+        || EVP_PKEY_fromdata(pctx, &pub, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+        pub = NULL;
+    EVP_PKEY_CTX_free(pctx);
+    return pub;
+}
+
+EVP_PKEY *ihsm_prov_key_pub(IHSM_PROV_KEY *k)
+{
+    EVP_PKEY *pub = __atomic_load_n(&k->pub, __ATOMIC_ACQUIRE), *none = NULL;
+    const uint8_t *e = __atomic_load_n(&k->encpub, __ATOMIC_ACQUIRE);
+
+    if (pub != NULL)
+        return pub;
+    if (e != NULL && ihsm_prov_kex_type(k->type))
+        pub = pub_from_raw(k->ctx, k->type, e, k->encpub_len);
+    else if (k->spki != NULL)
+        pub = ihsm_prov_pub_from_spki(k->ctx, k->spki, k->spki_len);
+    if (pub == NULL) {
+        if (e != NULL || k->spki != NULL)
+            ihsm_prov_raise(k->ctx, IHSM_R_INVALID_ARGUMENT,
+                            "not a valid %s public key",
+                            ihsm_prov_key_keymgmt_name(k) != NULL
+                                ? ihsm_prov_key_keymgmt_name(k) : "");
+        return NULL;
+    }
+    if (!__atomic_compare_exchange_n(&k->pub, &none, pub, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        EVP_PKEY_free(pub);
+        pub = none;
+    }
+    return pub;
 }

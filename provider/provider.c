@@ -40,17 +40,31 @@
 #define DEFAULT_DELAY_US   50
 #define DEFAULT_TIMEOUT_MS 10000
 
-static const OSSL_ALGORITHM keymgmt_algs[] = {
-    { "RSA:rsaEncryption:1.2.840.113549.1.1.1", IHSM_PROP, ihsm_rsa_keymgmt_functions,
-      "ihsm RSA keys held in ihsmd" },
-    { "RSA-PSS:RSASSA-PSS:1.2.840.113549.1.1.10", IHSM_PROP, ihsm_rsapss_keymgmt_functions,
-      "ihsm RSA-PSS keys held in ihsmd" },
-    { "EC:id-ecPublicKey:1.2.840.10045.2.1", IHSM_PROP, ihsm_ec_keymgmt_functions,
-      "ihsm EC keys (P-256, P-384) held in ihsmd" },
-    { "ED25519:1.3.101.112", IHSM_PROP, ihsm_ed25519_keymgmt_functions,
-      "ihsm Ed25519 keys held in ihsmd" },
+/* With derive in ihsm-route, the key exchange algorithms also carry
+ * IHSM_PROP_DERIVE (see prov_int.h): `default_properties = ?ihsm.derive=yes`
+ * then sends libssl's ephemeral keys to the device. */
+#define IHSM_PROP_KEX IHSM_PROP "," IHSM_PROP_DERIVE
+#define KEYMGMT_ALGS(kexprop)                                                                 \
+    { "RSA:rsaEncryption:1.2.840.113549.1.1.1", IHSM_PROP, ihsm_rsa_keymgmt_functions,      \
+      "ihsm RSA keys held in ihsmd" },                                                      \
+    { "RSA-PSS:RSASSA-PSS:1.2.840.113549.1.1.10", IHSM_PROP, ihsm_rsapss_keymgmt_functions, \
+      "ihsm RSA-PSS keys held in ihsmd" },                                                  \
+    { "EC:id-ecPublicKey:1.2.840.10045.2.1", kexprop, ihsm_ec_keymgmt_functions,            \
+      "ihsm EC keys (P-256, P-384) held in ihsmd" },                                        \
+    { "ED25519:1.3.101.112", IHSM_PROP, ihsm_ed25519_keymgmt_functions,                     \
+      "ihsm Ed25519 keys held in ihsmd" },                                                  \
+    { "X25519:1.3.101.110", kexprop, ihsm_x25519_keymgmt_functions,                         \
+      "ihsm X25519 keys held in ihsmd" },                                                   \
     { NULL, NULL, NULL, NULL }
-};
+#define KEYEXCH_ALGS(kexprop)                                                                 \
+    { "ECDH", kexprop, ihsm_ecdh_keyexch_functions, "ECDH (P-256, P-384) in ihsmd" },       \
+    { "X25519:1.3.101.110", kexprop, ihsm_x25519_keyexch_functions, "X25519 in ihsmd" },    \
+    { NULL, NULL, NULL, NULL }
+
+static const OSSL_ALGORITHM keymgmt_algs[] = { KEYMGMT_ALGS(IHSM_PROP) };
+static const OSSL_ALGORITHM keymgmt_algs_derive[] = { KEYMGMT_ALGS(IHSM_PROP_KEX) };
+static const OSSL_ALGORITHM keyexch_algs[] = { KEYEXCH_ALGS(IHSM_PROP) };
+static const OSSL_ALGORITHM keyexch_algs_derive[] = { KEYEXCH_ALGS(IHSM_PROP_KEX) };
 
 static const OSSL_ALGORITHM signature_algs[] = {
     { "RSA:rsaEncryption:1.2.840.113549.1.1.1", IHSM_PROP, ihsm_rsa_signature_functions,
@@ -102,10 +116,14 @@ static int prov_get_params(void *provctx, OSSL_PARAM params[])
 static const OSSL_ALGORITHM *prov_query_operation(void *provctx, int operation_id,
                                                   int *no_cache)
 {
+    int derive = (((IHSM_PROV_CTX *)provctx)->route & IHSM_ROUTE_DERIVE) != 0;
+
     *no_cache = 0;
     switch (operation_id) {
     case OSSL_OP_KEYMGMT:
-        return keymgmt_algs;
+        return derive ? keymgmt_algs_derive : keymgmt_algs;
+    case OSSL_OP_KEYEXCH:
+        return derive ? keyexch_algs_derive : keyexch_algs;
     case OSSL_OP_SIGNATURE:
         return signature_algs;
     case OSSL_OP_DECODER:
@@ -148,6 +166,7 @@ static const OSSL_DISPATCH prov_dispatch[] = {
     { OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))prov_get_params },
     { OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))prov_query_operation },
     { OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))prov_get_reason_strings },
+    { OSSL_FUNC_PROVIDER_GET_CAPABILITIES, (void (*)(void))ihsm_prov_get_capabilities },
     { 0, NULL }
 };
 
