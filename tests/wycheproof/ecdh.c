@@ -65,22 +65,29 @@ static EVP_PKEY *private_key(wp_run *r, const char *group, const uint8_t *d, siz
     return pk;
 }
 
-/* The peer as an ihsm key object, from the encoded point (any encoding). */
+/* The peer as an ihsm key object, the way libssl makes a TLS key share: a
+ * parameters-only key of the group, then the point exactly as given
+ * (EVP_PKEY_set1_encoded_public_key), so the provider hands the bytes to
+ * the device rather than checking them itself. */
 static EVP_PKEY *peer_key(wp_run *r, const char *group, const uint8_t *pub, size_t len,
                           char *why, size_t whylen)
 {
-    OSSL_PARAM params[3];
+    OSSL_PARAM params[2];
     EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(r->libctx, "EC", WP_PROPQ);
     EVP_PKEY *pk = NULL;
     char err[400];
 
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
-    params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pub, len);
-    params[2] = OSSL_PARAM_construct_end();
+    params[1] = OSSL_PARAM_construct_end();
     if (pctx == NULL || EVP_PKEY_fromdata_init(pctx) <= 0
-        || EVP_PKEY_fromdata(pctx, &pk, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+        || EVP_PKEY_fromdata(pctx, &pk, EVP_PKEY_KEY_PARAMETERS, params) <= 0) {
+        snprintf(why, whylen, "the ihsm EC key management made no %s key: %s", group,
+                 wp_ossl_errors(err, sizeof(err)));
+        pk = NULL;
+    } else if (EVP_PKEY_set1_encoded_public_key(pk, pub, len) <= 0) {
         snprintf(why, whylen, "the ihsm EC key management refused the peer point: %s",
                  wp_ossl_errors(err, sizeof(err)));
+        EVP_PKEY_free(pk);
         pk = NULL;
     }
     EVP_PKEY_CTX_free(pctx);
