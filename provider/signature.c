@@ -172,7 +172,8 @@ static int sig_init(IHSM_SIG_CTX *c, void *provkey, int op)
         ihsm_prov_key_free(c->key);
         c->key = k;
     }
-    if (c->key == NULL || c->key->pub == NULL) {
+    /* (a key exchange key makes its EVP_PKEY only when asked) */
+    if (c->key == NULL || ihsm_prov_key_pub(c->key) == NULL) {
         ihsm_prov_raise(c->provctx, IHSM_R_INVALID_ARGUMENT, "no key given");
         return 0;
     }
