@@ -27,6 +27,9 @@ typedef struct ihsm_prov_ctx {
     unsigned route;            /* IHSM_ROUTE_* bits: which operations go to the device */
     ihsm_queue *queue;         /* created lazily, see ihsm_prov_queue() */
     void *queue_lock;          /* guards lazy creation */
+    /* appended by the AEAD work: */
+    size_t aead_min_size;      /* ihsm-aead-min-size: records with raw (TLS) keys
+                                  shorter than this are sealed in process */
 } IHSM_PROV_CTX;
 
 #define IHSM_ROUTE_SIGN   0x1u

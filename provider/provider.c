@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 #include <openssl/params.h>
+#include "cipher_aead.h"
 #include "ihsm_transport.h"
 #include "prov_int.h"
 
@@ -35,10 +36,14 @@
 #define CFG_DELAY       "ihsm-batch-delay-us"
 #define CFG_TIMEOUT     "ihsm-timeout-ms"
 #define CFG_DEBUG       "ihsm-debug"
+#define CFG_AEAD_MIN    "ihsm-aead-min-size"
 
 #define DEFAULT_BATCH      64
 #define DEFAULT_DELAY_US   50
 #define DEFAULT_TIMEOUT_MS 10000
+/* Records with raw (TLS) keys shorter than this stay in process: measured
+ * in docs/configuration.md, "AEAD". */
+#define DEFAULT_AEAD_MIN_SIZE 1024
 
 /* With derive in ihsm-route, the key exchange algorithms also carry
  * IHSM_PROP_DERIVE (see prov_int.h): `default_properties = ?ihsm.derive=yes`
@@ -132,6 +137,10 @@ static const OSSL_ALGORITHM *prov_query_operation(void *provctx, int operation_i
         return ihsm_encoder_algs;
     case OSSL_OP_STORE:
         return ihsm_store_algs;
+    case OSSL_OP_CIPHER:
+        /* only when asked for: unqualified fetches never meet them otherwise */
+        return (((IHSM_PROV_CTX *)provctx)->route & IHSM_ROUTE_AEAD) != 0 ? ihsm_cipher_algs
+                                                                           : NULL;
     }
     return NULL;
 }
@@ -333,7 +342,7 @@ static int load_config(IHSM_PROV_CTX *ctx)
 {
     const OSSL_CORE_HANDLE *h = ctx->handle;
     const char *socket = NULL, *cred = NULL, *route = NULL, *batch = NULL;
-    const char *delay = NULL, *timeout = NULL, *debug = NULL;
+    const char *delay = NULL, *timeout = NULL, *debug = NULL, *aead_min = NULL;
     const char *env;
     OSSL_PARAM params[] = {
         OSSL_PARAM_utf8_ptr(CFG_SOCKET, (char **)&socket, 0),
@@ -343,6 +352,7 @@ static int load_config(IHSM_PROV_CTX *ctx)
         OSSL_PARAM_utf8_ptr(CFG_DELAY, (char **)&delay, 0),
         OSSL_PARAM_utf8_ptr(CFG_TIMEOUT, (char **)&timeout, 0),
         OSSL_PARAM_utf8_ptr(CFG_DEBUG, (char **)&debug, 0),
+        OSSL_PARAM_utf8_ptr(CFG_AEAD_MIN, (char **)&aead_min, 0),
         OSSL_PARAM_END
     };
     int dbg = 0;
@@ -388,14 +398,22 @@ static int load_config(IHSM_PROV_CTX *ctx)
         return 0;
     if (timeout != NULL && !cfg_uint(h, CFG_TIMEOUT, timeout, 1, 3600000, &ctx->timeout_ms))
         return 0;
+    ctx->aead_min_size = DEFAULT_AEAD_MIN_SIZE;
+    if (aead_min != NULL) {
+        unsigned v;
+
+        if (!cfg_uint(h, CFG_AEAD_MIN, aead_min, 0, 1u << 24, &v))
+            return 0;
+        ctx->aead_min_size = v;
+    }
 
     IHSM_PROV_DBG("provider: socket %s, credential %s, route%s%s%s, batch %u, delay %u us, "
-                  "timeout %u ms",
+                  "timeout %u ms, aead min size %zu",
                   ctx->socket_path, ctx->credential_path ? ctx->credential_path : "(none)",
                   ctx->route & IHSM_ROUTE_SIGN ? " sign" : "",
                   ctx->route & IHSM_ROUTE_DERIVE ? " derive" : "",
                   ctx->route & IHSM_ROUTE_AEAD ? " aead" : "",
-                  ctx->batch_max, ctx->delay_us, ctx->timeout_ms);
+                  ctx->batch_max, ctx->delay_us, ctx->timeout_ms, ctx->aead_min_size);
     return 1;
 }
 
