@@ -7,6 +7,10 @@
  * provider's decoder, so every operation afterwards uses an ordinary
  * EVP_PKEY of the provider.
  *
+ * The provider's masked key file decoder takes signing keys only (RSA, EC,
+ * Ed25519), so X25519 keys are imported under a name instead and loaded
+ * as ihsm:NAME through OSSL_STORE; the names are deleted at the end.
+ *
  * Each import costs an RSA-3072 OAEP decrypt in the device, so keys are
  * cached for the run by a SHA-256 of type, usage and key bytes (the clear
  * key itself is not kept). Refusals are cached too.
@@ -19,6 +23,7 @@
 #include <openssl/crypto.h>
 #include <openssl/decoder.h>
 #include <openssl/err.h>
+#include <openssl/store.h>
 #include <openssl/x509.h>
 #include "byok.h"
 #include "ihsm_keyfile.h"
@@ -33,6 +38,19 @@ int wp_device_call(wp_run *r, uint16_t cmd, const ihsm_wr *payload, ihsm_result 
         return IHSM_ERR_NOMEM;
     return ihsm_queue_call(r->q, cmd, payload != NULL ? payload->p : NULL,
                            payload != NULL ? payload->len : 0, res);
+}
+
+static void delete_name(wp_run *r, const char *name)
+{
+    ihsm_result res;
+    ihsm_wr w;
+
+    ihsm_wr_init(&w);
+    ihsm_wr_u32(&w, 0);
+    ihsm_wr_bytes(&w, name, strlen(name));
+    wp_device_call(r, IHSM_CMD_KEY_DELETE, &w, &res);
+    ihsm_wr_free(&w);
+    ihsm_result_clear(&res);
 }
 
 int wp_import_init(wp_run *r)
@@ -82,6 +100,8 @@ void wp_import_free(wp_run *r)
 
     for (k = r->keys; k != NULL; k = next) {
         next = k->next;
+        if (k->name[0] != '\0' && k->status == IHSM_OK && r->q != NULL)
+            delete_name(r, k->name);
         EVP_PKEY_free(k->pkey);
         OPENSSL_clear_free(k->blob, k->blob_len);
         OPENSSL_free(k->pem);
@@ -128,6 +148,53 @@ static void load_through_provider(wp_run *r, wp_key *k, const uint8_t *spki, siz
     OSSL_DECODER_CTX_free(dctx);
 }
 
+/* A named key through the provider's store (ihsm:NAME). */
+static void load_through_store(wp_run *r, wp_key *k)
+{
+    char uri[sizeof(k->name) + 8], err[512];
+    OSSL_STORE_CTX *st;
+    OSSL_STORE_INFO *info;
+
+    snprintf(uri, sizeof(uri), "ihsm:%s", k->name);
+    st = OSSL_STORE_open_ex(uri, r->libctx, WP_PROPQ, NULL, NULL, NULL, NULL, NULL);
+    while (st != NULL && k->pkey == NULL && !OSSL_STORE_eof(st)) {
+        if ((info = OSSL_STORE_load(st)) == NULL)
+            break;
+        if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+            k->pkey = OSSL_STORE_INFO_get1_PKEY(info);
+        OSSL_STORE_INFO_free(info);
+    }
+    OSSL_STORE_close(st);
+    if (k->pkey == NULL)
+        snprintf(k->why, sizeof(k->why), "the ihsm provider's store did not load %s: %s", uri,
+                 wp_ossl_errors(err, sizeof(err)));
+}
+
+/* KEY_IMPORT; on a name left over from an interrupted run, delete it and
+ * try once more. */
+static int import_call(wp_run *r, wp_key *k, const uint8_t *wrapped, size_t wrapped_len,
+                       ihsm_result *res)
+{
+    ihsm_wr w;
+    int st, tries;
+
+    for (tries = 0;; tries++) {
+        ihsm_wr_init(&w);
+        ihsm_wr_u32(&w, k->type);
+        ihsm_wr_u32(&w, ihsm_tool_wire_bits(k->type, k->bits));
+        ihsm_wr_u32(&w, k->usage);
+        ihsm_wr_u32(&w, k->name[0] != '\0' ? IHSM_KEYF_PERSIST : 0);
+        ihsm_wr_bytes(&w, k->name, strlen(k->name));
+        ihsm_wr_bytes(&w, wrapped, wrapped_len);
+        st = wp_device_call(r, IHSM_CMD_KEY_IMPORT, &w, res);
+        ihsm_wr_free(&w);
+        if (st != IHSM_ERR_EXISTS || tries > 0)
+            return st;
+        ihsm_result_clear(res);
+        delete_name(r, k->name);
+    }
+}
+
 static const wp_key *import(wp_run *r, uint32_t type, uint32_t bits, uint32_t usage,
                             const uint8_t *secret, size_t len)
 {
@@ -136,11 +203,11 @@ static const wp_key *import(wp_run *r, uint32_t type, uint32_t bits, uint32_t us
     const uint8_t *blob, *spki;
     EVP_MD_CTX *m = EVP_MD_CTX_new();
     ihsm_result res = { 0 };
-    ihsm_wr w;
     ihsm_rd rd;
     wp_key *k;
     char tn[32], err[512];
     int st;
+    size_t i;
 
     memcpy(hdr, &type, 4);
     memcpy(hdr + 4, &bits, 4);
@@ -163,6 +230,12 @@ static const wp_key *import(wp_run *r, uint32_t type, uint32_t bits, uint32_t us
     k->usage = usage;
     k->next = r->keys;
     r->keys = k;
+    if (type == IHSM_KEY_X25519) {
+        /* a name of the run: the key's id, so a rerun finds its own */
+        memcpy(k->name, "wycheproof-", 11);
+        for (i = 0; i < 12; i++)
+            snprintf(k->name + 11 + 2 * i, 3, "%02x", id[i]);
+    }
 
     if (ihsm_byok_wrap(r->import_pub, secret, len, &wrapped, &wrapped_len) != 0) {
         k->status = IHSM_ERR_CRYPTO;
@@ -170,16 +243,9 @@ static const wp_key *import(wp_run *r, uint32_t type, uint32_t bits, uint32_t us
                  wp_ossl_errors(err, sizeof(err)));
         return k;
     }
-    ihsm_wr_init(&w);
-    ihsm_wr_u32(&w, type);
-    ihsm_wr_u32(&w, ihsm_tool_wire_bits(type, bits));
-    ihsm_wr_u32(&w, usage);
-    ihsm_wr_u32(&w, 0);       /* not stored by name: the run's keys go with the session */
-    ihsm_wr_bytes(&w, "", 0);
-    ihsm_wr_bytes(&w, wrapped, wrapped_len);
+    /* without a name the key goes with the session: nothing is left behind */
+    st = import_call(r, k, wrapped, wrapped_len, &res);
     OPENSSL_clear_free(wrapped, wrapped_len);
-    st = wp_device_call(r, IHSM_CMD_KEY_IMPORT, &w, &res);
-    ihsm_wr_free(&w);
     k->status = st;
     if (st != IHSM_OK) {
         snprintf(k->why, sizeof(k->why), "the device refused to import the %s key: %s (%s)",
@@ -200,7 +266,9 @@ static const wp_key *import(wp_run *r, uint32_t type, uint32_t bits, uint32_t us
         return k;
     }
     k->blob_len = blob_len;
-    if (type != IHSM_KEY_AES)
+    if (k->name[0] != '\0')
+        load_through_store(r, k);
+    else if (type != IHSM_KEY_AES)
         load_through_provider(r, k, spki, spki_len);
     ihsm_result_clear(&res);
     return k;

@@ -107,6 +107,7 @@ struct wp_key {
     char why[256];           /* when not IHSM_OK: the reason */
     uint32_t type, bits, usage;
     uint32_t handle;         /* in the import session */
+    char name[40];           /* stored under this name (X25519), else "" */
     uint8_t *blob; size_t blob_len;   /* masked blob */
     char *pem; size_t pem_len;        /* masked key file (PEM) */
     EVP_PKEY *pkey;          /* loaded through the provider's decoder (not AES) */
