@@ -19,7 +19,7 @@
 
 /* The provider's cipher parameters for a device key (docs/configuration.md). */
 #define KEY_BLOB_PARAM "ihsm-key-blob"  /* octet string: the masked blob */
-#define ROUTE_PARAM "ihsm-route"        /* get: "device" or "process" */
+#define ROUTE_PARAM "ihsm-route"        /* get (UTF8 pointer): "device" or "process" */
 /* OpenSSL 3.0's GCM takes IVs of at most 128 bytes, and so the device. */
 #define MAX_GCM_IV 128
 
@@ -64,7 +64,7 @@ static int one_pass(wp_run *r, EVP_CIPHER *cipher, const wp_key *k, const vec *v
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     OSSL_PARAM p[3];
     size_t ivlen = v->iv_len;
-    char route[16] = "", err[512];
+    char *route = NULL, err[512];
     const char *what = "init";
     int n = 0, m = 0, rc = DONE_REFUSED;
 
@@ -105,11 +105,11 @@ static int one_pass(wp_run *r, EVP_CIPHER *cipher, const wp_key *k, const vec *v
             goto fail;
     }
     /* the operation must have been the device's, not an in-process copy */
-    p[0] = OSSL_PARAM_construct_utf8_string(ROUTE_PARAM, route, sizeof(route));
+    p[0] = OSSL_PARAM_construct_utf8_ptr(ROUTE_PARAM, &route, 0);
     p[1] = OSSL_PARAM_construct_end();
-    if (!EVP_CIPHER_CTX_get_params(c, p) || strcmp(route, "device") != 0) {
+    if (!EVP_CIPHER_CTX_get_params(c, p) || route == NULL || strcmp(route, "device") != 0) {
         snprintf(why, whylen, "%s ran in \"%s\", not in the device", enc ? "seal" : "open",
-                 route);
+                 route != NULL ? route : "(the provider does not say)");
         rc = -1;
         goto end;
     }
@@ -160,8 +160,9 @@ static void run_vector(wp_run *r, EVP_CIPHER *cipher, const char *name, const wp
         if (seal_right && open_right)
             wp_outcome_set(o, WP_GOT_OK, "sealed to ct || tag and opened to msg in the device");
         else if (strcmp(result, "valid") == 0 && v->iv_len > MAX_GCM_IV)
-            wp_outcome_set(o, WP_GOT_SKIP, "%s with an IV of more than %d bytes: OpenSSL "
-                           "3.0's GCM limit, and so the device's", name, MAX_GCM_IV);
+            wp_outcome_set(o, WP_GOT_SKIP, "%s with an IV of more than %d bytes (OpenSSL "
+                           "3.0's GCM limit, and the device's): %s", name, MAX_GCM_IV,
+                           s != DONE_OK ? swhy : owhy);
         else
             wp_outcome_set(o, WP_GOT_REFUSED, "%s%s%s", seal_right ? "" : swhy,
                            seal_right || open_right ? "" : "; ", open_right ? "" : owhy);
