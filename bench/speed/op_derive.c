@@ -1,7 +1,9 @@
 /*
- * derive rows: X25519 and ECDH P-256 with the side's own key (made in the
- * device on the ihsm side) and a fixed software peer, a derive context set
- * up once per slot (EVP_PKEY_derive, as `openssl speed ecdh` does).
+ * derive rows: X25519 and ECDH P-256 with the side's own key and a fixed
+ * software peer, a derive context set up once per slot (EVP_PKEY_derive, as
+ * `openssl speed ecdh` does). The side's key is made as libssl makes its
+ * ECDHE share, from the group its provider publishes for TLS: on the ihsm
+ * side that is a key-exchange key in the device.
  */
 #include <string.h>
 
@@ -41,7 +43,8 @@ static void derive_side_fini(struct sp_side *s)
  * derives against, decoded in the side's own context as libssl would. */
 static int derive_side_init(struct sp_side *s)
 {
-    if ((s->key = sp_keygen(s->lc, s->propq, s->row)) == NULL) {
+    if ((s->key = sp_keygen_kex(s->lc, s->propq != NULL ? "ihsm" : "default", s->propq,
+                                s->row)) == NULL) {
         sp_ossl_err("%s: cannot generate the %s key", s->row->name, s->label);
         goto err;
     }

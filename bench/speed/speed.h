@@ -44,6 +44,7 @@ struct sp_row {
     unsigned bits;           /* RSA modulus bits, else 0 */
     const char *algname;     /* what the ihsm provider must offer: "ECDH", "AES-256-GCM" */
     size_t size;             /* AEAD plaintext bytes, else 0 */
+    const char *tls_group;   /* derive rows: the TLS group libssl would ask for */
 };
 extern const struct sp_row sp_rows[];
 extern const size_t sp_nrows;
@@ -150,6 +151,11 @@ struct sp_slot {
 /* ---- keys (keys.c) ---- */
 /* A key of the row's type made by lc's provider matching propq (NULL: any). */
 EVP_PKEY *sp_keygen(OSSL_LIB_CTX *lc, const char *propq, const struct sp_row *row);
+/* A key exchange key made as libssl makes its ECDHE share: with the
+ * algorithm and internal group name the provider publishes for the row's
+ * TLS group (TLS-GROUP capability); sp_keygen when it publishes none. */
+EVP_PKEY *sp_keygen_kex(OSSL_LIB_CTX *lc, const char *provider, const char *propq,
+                        const struct sp_row *row);
 /* The public half of k as a key of lc (through SubjectPublicKeyInfo DER). */
 EVP_PKEY *sp_pub_in(OSSL_LIB_CTX *lc, EVP_PKEY *k);
 
