@@ -85,4 +85,40 @@ has '^total: 43 passed, 0 failed$'
 printf '{"a": "\\x"}' >"$T/escape.json"
 run 1 "$T/escape.json"
 has 'invalid escape'
+# 4. AEAD and X25519 on the device from the environment: its counters show
+#    the work was its own, and the X25519 keys the runner stored by name
+#    are gone afterwards. No X25519 file is in the shared set, so one is
+#    made here with the openssl CLI (a valid vector, and a small-order
+#    public key the device must refuse: acceptable).
+aeads=$(ihsm_stat aead)
+run 0 "$V/aes_gcm_test.json"
+has '^aes_gcm_test.json: [1-9][0-9]* passed, 0 failed'
+aeads=$(( $(ihsm_stat aead) - aeads ))
+[ "$aeads" -ge 400 ] || ihsm_fail "the device sealed and opened $aeads times, expected 400 or more"
+raw() { openssl pkey "$@" -outform DER | tail -c 32 | od -An -tx1 | tr -d ' \n'; }
+openssl genpkey -algorithm X25519 -out "$T/a.pem" 2>/dev/null
+openssl genpkey -algorithm X25519 -out "$T/b.pem" 2>/dev/null
+openssl pkey -in "$T/b.pem" -pubout -out "$T/b.pub"
+priv=$(raw -in "$T/a.pem")
+pub=$(raw -pubin -in "$T/b.pub")
+shared=$(openssl pkeyutl -derive -inkey "$T/a.pem" -peerkey "$T/b.pub" | od -An -tx1 | tr -d ' \n')
+zero=0000000000000000000000000000000000000000000000000000000000000000
+cat >"$T/x25519.json" <<JSON
+{"algorithm": "XDH", "schema": "xdh_comp_schema_v1.json", "numberOfTests": 2,
+ "testGroups": [{"type": "XdhComp", "curve": "curve25519", "tests": [
+  {"tcId": 1, "comment": "openssl CLI", "flags": [], "public": "$pub", "private": "$priv",
+   "shared": "$shared", "result": "valid"},
+  {"tcId": 2, "comment": "small order", "flags": ["ZeroSharedSecret"], "public": "$zero",
+   "private": "$priv", "shared": "$zero", "result": "acceptable"}]}]}
+JSON
+derives=$(ihsm_stat derive)
+run 0 "$T/x25519.json"
+has '^x25519.json: 2 passed, 0 failed$'
+derives=$(( $(ihsm_stat derive) - derives ))
+[ "$derives" -ge 2 ] || ihsm_fail "the device derived $derives times, expected 2 or more"
+sed 's/"result": "valid"/"result": "invalid"/' "$T/x25519.json" >"$T/x25519_bad.json"
+run 1 "$T/x25519_bad.json"
+has 'tcId 1 .*expected invalid, got accepted: provider and device derived shared'
+"$IHSMCTL" list >"$T/list"
+! grep -q wycheproof "$T/list" || { cat "$T/list" >&2; ihsm_fail "the run left its keys stored"; }
 echo "ok: ihsm-wycheproof finds altered vectors and broken files"
