@@ -140,7 +140,7 @@ static int pem2der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection,
     if ((type = ihsm_io_keyfile_type_name(kf.key_type, kf.spki, kf.spki_len)) == NULL) {
         ihsm_prov_raise(ctx->provctx, IHSM_R_UNSUPPORTED,
                         "the masked key file holds a key of type %u, which is "
-                        "no private key for signing (RSA, EC, Ed25519)",
+                        "no private key this provider loads (RSA, EC, Ed25519, X25519)",
                         (unsigned)kf.key_type);
         ok = 0;
         goto end;
@@ -284,6 +284,7 @@ DER2KEY(rsa_decode, "RSA")
 DER2KEY(rsapss_decode, "RSA-PSS")
 DER2KEY(ec_decode, "EC")
 DER2KEY(ed25519_decode, "ED25519")
+DER2KEY(x25519_decode, "X25519")
 
 /* Only keymgmt load may take a device key: exporting it would hand another
  * provider's keymgmt the public half and lose the private one silently. */
@@ -316,3 +317,4 @@ DER2KEY_TABLE(ihsm_rsa_keyfile_decoder_functions, rsa_decode)
 DER2KEY_TABLE(ihsm_rsapss_keyfile_decoder_functions, rsapss_decode)
 DER2KEY_TABLE(ihsm_ec_keyfile_decoder_functions, ec_decode)
 DER2KEY_TABLE(ihsm_ed25519_keyfile_decoder_functions, ed25519_decode)
+DER2KEY_TABLE(ihsm_x25519_keyfile_decoder_functions, x25519_decode)

@@ -4,6 +4,7 @@
  * key as the default provider prints it.
  */
 #include <openssl/core_dispatch.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "ihsm_prov_io.h"
@@ -25,6 +26,8 @@ static const char *curve_or_size(const IHSM_PROV_KEY *k, char *buf, size_t len)
         return "P-384";
     case IHSM_KEY_ED25519:
         return "255 bit";
+    case IHSM_KEY_X25519:
+        return "X25519";
     default:
         BIO_snprintf(buf, len, "%u bit", (unsigned)k->bits);
         return buf;
@@ -39,6 +42,7 @@ static int text_encode(void *vctx, OSSL_CORE_BIO *cout, const void *obj,
     const IHSM_PROV_KEY *k = obj;
     const char *type;
     char size[32];
+    EVP_PKEY *pub;
     BIO *out;
     int ok = 1;
 
@@ -62,13 +66,17 @@ static int text_encode(void *vctx, OSSL_CORE_BIO *cout, const void *obj,
         if (ok && k->blob_len > 0)
             ok = BIO_printf(out, "masked blob: %zu bytes\n", k->blob_len) > 0;
     }
+    /* key exchange keys make their EVP_PKEY on demand */
+    ERR_set_mark();
+    pub = ihsm_prov_key_pub((IHSM_PROV_KEY *)k);
+    ERR_pop_to_mark();
     if (ok && (selection == 0 || (selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)) {
-        if (k->pub != NULL)
-            ok = EVP_PKEY_print_public(out, k->pub, 0, NULL) > 0;
+        if (pub != NULL)
+            ok = EVP_PKEY_print_public(out, pub, 0, NULL) > 0;
         else
             ok = BIO_printf(out, "(public key not available)\n") > 0;
-    } else if (ok && k->pub != NULL) {
-        ok = EVP_PKEY_print_params(out, k->pub, 0, NULL) > 0;
+    } else if (ok && pub != NULL) {
+        ok = EVP_PKEY_print_params(out, pub, 0, NULL) > 0;
     }
     BIO_free(out);
     return ok;

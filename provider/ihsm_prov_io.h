@@ -17,6 +17,7 @@ extern const OSSL_DISPATCH ihsm_rsa_keyfile_decoder_functions[];
 extern const OSSL_DISPATCH ihsm_rsapss_keyfile_decoder_functions[];
 extern const OSSL_DISPATCH ihsm_ec_keyfile_decoder_functions[];
 extern const OSSL_DISPATCH ihsm_ed25519_keyfile_decoder_functions[];
+extern const OSSL_DISPATCH ihsm_x25519_keyfile_decoder_functions[];
 /* The masked key as DER (encoder_keyfile.c). */
 extern const OSSL_DISPATCH ihsm_keyfile_der_encoder_functions[];
 
@@ -24,7 +25,7 @@ extern const OSSL_DISPATCH ihsm_keyfile_der_encoder_functions[];
 #define IHSM_KEYFILE_STRUCTURE "ihsm"
 
 /* The keymgmt name for a masked key file before it is loaded ("RSA",
- * "RSA-PSS", "EC", "ED25519"; NULL for X25519 and AES keys), as
+ * "RSA-PSS", "EC", "ED25519", "X25519"; NULL for AES keys), as
  * ihsm_prov_key_keymgmt_name() says for a loaded key: RSA-PSS is told
  * apart by the SPKI's algorithm. */
 const char *ihsm_io_keyfile_type_name(uint32_t key_type, const uint8_t *spki,

@@ -47,6 +47,8 @@ const char *ihsm_io_keyfile_type_name(uint32_t key_type, const uint8_t *spki,
         return "EC";
     case IHSM_KEY_ED25519:
         return "ED25519";
+    case IHSM_KEY_X25519:
+        return "X25519";
     default:
         return NULL;
     }

@@ -12,6 +12,7 @@
 #define NAMES_RSA_PSS "RSA-PSS:RSASSA-PSS:1.2.840.113549.1.1.10"
 #define NAMES_EC      "EC:id-ecPublicKey:1.2.840.10045.2.1"
 #define NAMES_ED25519 "ED25519:1.3.101.112"
+#define NAMES_X25519  "X25519:1.3.101.110"
 
 /* PEM (our label only) → DER → key object, as tpm2-openssl's "TSS2". */
 #define DER2KEY(names, fns)                                                   \
@@ -25,6 +26,7 @@ const OSSL_ALGORITHM ihsm_decoder_algs[] = {
     DER2KEY(NAMES_RSA_PSS, ihsm_rsapss_keyfile_decoder_functions),
     DER2KEY(NAMES_EC, ihsm_ec_keyfile_decoder_functions),
     DER2KEY(NAMES_ED25519, ihsm_ed25519_keyfile_decoder_functions),
+    DER2KEY(NAMES_X25519, ihsm_x25519_keyfile_decoder_functions),
     { NULL, NULL, NULL, NULL }
 };
 #undef DER2KEY
@@ -51,6 +53,7 @@ const OSSL_ALGORITHM ihsm_encoder_algs[] = {
     ENCODERS(NAMES_RSA_PSS),
     ENCODERS(NAMES_EC),
     ENCODERS(NAMES_ED25519),
+    ENCODERS(NAMES_X25519),
     { NULL, NULL, NULL, NULL }
 };
 #undef ENCODERS
