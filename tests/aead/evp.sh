@@ -1,0 +1,21 @@
+#!/bin/bash
+# The AEAD ciphers through the EVP API (aead_evp.c) against a real ihsmd:
+# device keys by name and by key file, raw keys against the default
+# provider, TLS 1.2 records, ASYNC jobs, session keys, fetch routing.
+. "$IHSM_SOURCE_DIR/tests/aead/common.sh"
+PROG="$IHSM_BUILD_DIR/bin/test_aead_evp"
+[ -x "$PROG" ] || ihsm_skip "no $PROG: build the test_aead_evp target"
+it_device_start
+
+ok "$IHSMCTL" keygen --type aes-256 --name k --out "$T/k.pem"
+ok "$IHSMCTL" keygen --type aes-128 --name k128
+aead_cnf "$T/aead.cnf" "sign,aead" 0
+aead_cnf "$T/pref.cnf" "sign,aead" 0 prefer
+aead_cnf "$T/sign.cnf" "sign"
+export IHSMCTL
+
+before=$(aead_count)
+"$PROG" "$T" || ihsm_fail "aead_evp failed"
+after=$(aead_count)
+[ "$after" -gt $((before + 300)) ] || ihsm_fail "the device's aead counter grew by $((after - before)) only"
+echo "PASS: AEAD through the EVP API ($((after - before)) device AEAD operations)"
