@@ -248,9 +248,11 @@ static const wp_key *import(wp_run *r, uint32_t type, uint32_t bits, uint32_t us
     OPENSSL_clear_free(wrapped, wrapped_len);
     k->status = st;
     if (st != IHSM_OK) {
-        snprintf(k->why, sizeof(k->why), "the device refused to import the %s key: %s (%s)",
+        snprintf(k->why, sizeof(k->why), "the device refused to import the %s key: %s (%s)%s",
                  ihsm_tool_type_name(type, bits, tn, sizeof(tn)), ihsm_status_name(st),
-                 ihsm_status_str(st));
+                 ihsm_status_str(st), st == IHSM_ERR_PERMISSION
+                 ? "; imports may need the crypto-officer credential: set "
+                   "IHSM_OFFICER_CREDENTIAL" : "");
         ihsm_result_clear(&res);
         return k;
     }

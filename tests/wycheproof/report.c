@@ -30,12 +30,16 @@ void wp_outcome_set(wp_outcome *o, enum wp_got got, const char *fmt, ...)
     va_end(ap);
 }
 
-void wp_outcome_key_refused(wp_outcome *o, const wp_json *test, const char *why)
+void wp_outcome_key_refused(wp_outcome *o, const wp_json *test, int device_limit,
+                            const char *why)
 {
     const char *result = wp_json_str(test, "result");
 
-    /* a valid vector cannot run without its key: a device limit, not a verdict */
-    if (result != NULL && strcmp(result, "valid") == 0)
+    /* A valid vector whose key the device does not hold (IHSM_ERR_UNSUPPORTED)
+     * cannot run: a device limit, not a verdict. Any other refusal of a
+     * valid vector's key (permission, bad input, the provider not loading
+     * it) fails it. */
+    if (device_limit && result != NULL && strcmp(result, "valid") == 0)
         wp_outcome_set(o, WP_GOT_SKIP, "%s", why);
     else
         wp_outcome_set(o, WP_GOT_REFUSED, "%s", why);
