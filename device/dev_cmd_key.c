@@ -41,7 +41,7 @@ static int make_key(struct dev_ctx *c, int import)
     uint8_t hash[32];
     ihsm_key *k = NULL;
     struct dev_keyobj *o;
-    int persist, st;
+    int persist, ephemeral, st;
 
     type = ihsm_rd_u32(c->rd);
     bits = ihsm_rd_u32(c->rd);
@@ -52,9 +52,17 @@ static int make_key(struct dev_ctx *c, int import)
         wrapped = ihsm_rd_bytes(c->rd, &wrapped_len, IHSM_MAX_PAYLOAD);
     if (ihsm_rd_end(c->rd) != 0)
         return IHSM_ERR_MALFORMED;
-    if ((flags & ~IHSM_KEYF_PERSIST) != 0)
+    if ((flags & ~(IHSM_KEYF_PERSIST | IHSM_KEYF_EPHEMERAL)) != 0)
         return IHSM_ERR_BAD_INPUT;
     persist = (flags & IHSM_KEYF_PERSIST) != 0;
+    ephemeral = (flags & IHSM_KEYF_EPHEMERAL) != 0;
+    /* An ephemeral key (one TLS key exchange, thousands a second) only
+     * derives and is never stored, so it needs no masked blob and no audit
+     * line (whose fdatasync would cap the handshake rate). */
+    if (ephemeral && (import || persist || usage != IHSM_USAGE_DERIVE
+                      || (type != IHSM_KEY_EC_P256 && type != IHSM_KEY_EC_P384
+                          && type != IHSM_KEY_X25519)))
+        return IHSM_ERR_BAD_INPUT;
     if (persist) {
         /* the label becomes a file name */
         if (!dev_name_valid(label, label_len))
@@ -78,6 +86,18 @@ static int make_key(struct dev_ctx *c, int import)
 
     hmark = c->out->len;
     ihsm_wr_u32(c->out, 0); /* the handle, once the key is in the table */
+    if (ephemeral) {
+        /* no blob: a table identity no masked blob can have */
+        static _Atomic unsigned long long n_ephemeral;
+        struct { char tag[16]; unsigned long long n; const void *k; } id = {
+            "ihsm ephemeral", atomic_fetch_add(&n_ephemeral, 1), k,
+        };
+
+        ihsm_wr_bytes(c->out, NULL, 0);
+        dev_blob_hash((const uint8_t *)&id, sizeof(id), hash);
+        st = c->out->err ? IHSM_ERR_LIMIT_FRAME : IHSM_OK;
+        goto hold;
+    }
     bmark = ihsm_wr_bytes_begin(c->out);
     st = ihsm_key_mask(k, p->mask_key, p->id, c->out);
     ihsm_wr_bytes_end(c->out, bmark);
@@ -97,6 +117,9 @@ static int make_key(struct dev_ctx *c, int import)
         if (st != IHSM_OK)
             goto fail;
     }
+hold:
+    if (st != IHSM_OK)
+        goto fail;
     st = dev_keys_hold(c->d, &p->keys, c->sess, hash, &k, &o);
     if (st != IHSM_OK) {
         if (persist)
@@ -106,13 +129,15 @@ static int make_key(struct dev_ctx *c, int import)
     patch_u32(c->out, hmark, o->handle);
     st = ihsm_key_write_public(o->key, c->out);
     dev_debug("%s: partition %s handle %08x type %u%s", event, p->name, o->handle,
-              type, persist ? " (stored)" : "");
+              type, persist ? " (stored)" : ephemeral ? " (ephemeral)" : "");
     dev_keyobj_put(c->d, o);
-    audit_key(c, event, label, label_len, st);
+    if (!ephemeral)
+        audit_key(c, event, label, label_len, st);
     return st;
 fail:
     ihsm_key_free(k);
-    audit_key(c, event, label, label_len, st);
+    if (!ephemeral)
+        audit_key(c, event, label, label_len, st);
     return st;
 }
 

@@ -142,6 +142,10 @@ enum ihsm_aead {
 
 /* Key flags in KEY_GENERATE / KEY_IMPORT */
 #define IHSM_KEYF_PERSIST 0x01u /* store as a named key in the partition */
+/* KEY_GENERATE only: a key for one key exchange (TLS ECDHE): EC or X25519
+ * with usage derive, never stored; the answer's masked blob is empty and the
+ * key is not audited; it is gone at KEY_RELEASE or when the session closes. */
+#define IHSM_KEYF_EPHEMERAL 0x02u
 
 /* Device states in INFO */
 #define IHSM_STATE_OPERATIONAL 0

@@ -537,9 +537,9 @@ void *ihsm_km_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
     ihsm_wr_u32(&w, g->type);
     ihsm_wr_u32(&w, g->type == IHSM_KEY_RSA ? g->bits : 0);
     /* The type's natural usage (sign; X25519: derive), or derive for an
-     * ephemeral ECDHE key; those are never stored under a name. */
+     * ephemeral ECDHE key: never stored, no masked blob, not audited. */
     ihsm_wr_u32(&w, g->kex ? IHSM_USAGE_DERIVE : 0);
-    ihsm_wr_u32(&w, g->name != NULL && !g->kex ? IHSM_KEYF_PERSIST : 0);
+    ihsm_wr_u32(&w, g->kex ? IHSM_KEYF_EPHEMERAL : g->name != NULL ? IHSM_KEYF_PERSIST : 0);
     ihsm_wr_bytes(&w, g->name, g->name != NULL && !g->kex ? strlen(g->name) : 0);
     if (g->kex)
         snprintf(what, sizeof(what), "generating an ephemeral %s key in ihsmd", g->desc->name);
@@ -555,7 +555,7 @@ void *ihsm_km_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
     handle = ihsm_rd_u32(&r);
     blob = ihsm_rd_bytes(&r, &blob_len, IHSM_MAX_BLOB);
     pub = ihsm_rd_bytes(&r, &pub_len, IHSM_MAX_PAYLOAD);
-    if (ihsm_rd_end(&r) != 0 || handle == 0 || blob == NULL || blob_len == 0
+    if (ihsm_rd_end(&r) != 0 || handle == 0 || blob == NULL || (blob_len == 0 && !g->kex)
         || pub == NULL || pub_len == 0) {
         ihsm_prov_raise(g->ctx, IHSM_R_DEVICE_ERROR, "%s: malformed answer from the device",
                         what);
