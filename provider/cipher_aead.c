@@ -83,6 +83,7 @@ static void message_reset(IHSM_AEAD_CTX *c)
         OPENSSL_cleanse(c->data, c->data_len);
     c->aad_len = c->data_len = 0;
     c->data_started = 0;
+    c->streaming = 0;
     c->done = 0;
     c->tls_aad_set = 0;
 }
@@ -101,8 +102,11 @@ void *ihsm_aead_newctx(void *provctx, const IHSM_AEAD_ALG *alg)
     c->ivlen = DEFAULT_IVLEN;
     c->min_size = prov->aead_min_size;
     c->route = "";
-    IHSM_PROV_DBG("cipher: new %s context (records under %zu bytes with raw keys stay "
-                  "in process)", alg->name, c->min_size);
+    if (c->min_size == IHSM_AEAD_MIN_NEVER)
+        IHSM_PROV_DBG("cipher: new %s context (raw keys: in process)", alg->name);
+    else
+        IHSM_PROV_DBG("cipher: new %s context (raw keys: messages of %zu bytes or more in "
+                      "the device)", alg->name, c->min_size);
     return c;
 }
 
@@ -144,8 +148,19 @@ void *ihsm_aead_dupctx(void *vctx)
     d->aad = d->data = NULL;
     d->aad_len = d->aad_cap = d->data_len = d->data_cap = 0;
     d->sw = NULL;
-    d->sw_keyed = 0;
     d->sess = 0;
+    /* the in-process cipher is copied as it is (keyed, maybe mid-message) */
+    if (c->sw != NULL
+        && ((d->sw = EVP_CIPHER_CTX_new()) == NULL || !EVP_CIPHER_CTX_copy(d->sw, c->sw))) {
+        EVP_CIPHER_CTX_free(d->sw);
+        d->sw = NULL;
+        d->sw_keyed = 0;
+        d->streaming = 0;
+        if (c->streaming) {
+            OPENSSL_clear_free(d, sizeof(*d));
+            return NULL;
+        }
+    }
     if (d->dev != NULL)
         ihsm_aead_devkey_up_ref(d->dev);
     if (!buf_append(d, &d->aad, &d->aad_len, &d->aad_cap, c->aad, c->aad_len)
@@ -247,6 +262,18 @@ static int sw_ready(IHSM_AEAD_CTX *c)
     return 1;
 }
 
+static int sw_set_iv(IHSM_AEAD_CTX *c, const unsigned char *iv, size_t ivlen)
+{
+    if (!sw_ready(c))
+        return 0;
+    if (ivlen != c->sw_ivlen) {
+        if (EVP_CIPHER_CTX_ctrl(c->sw, EVP_CTRL_AEAD_SET_IVLEN, (int)ivlen, NULL) <= 0)
+            return 0;
+        c->sw_ivlen = ivlen;
+    }
+    return EVP_CipherInit_ex2(c->sw, NULL, NULL, iv, c->enc, NULL);
+}
+
 static int sw_oneshot(IHSM_AEAD_CTX *c, const unsigned char *iv, size_t ivlen,
                       const unsigned char *aad, size_t aad_len, const unsigned char *in,
                       size_t len, unsigned char *out, unsigned char *tag, size_t taglen)
@@ -254,18 +281,10 @@ static int sw_oneshot(IHSM_AEAD_CTX *c, const unsigned char *iv, size_t ivlen,
     EVP_CIPHER_CTX *s;
     int n, ok;
 
-    if (!sw_ready(c))
+    if (aad_len > INT_MAX || len > INT_MAX || !sw_set_iv(c, iv, ivlen))
         return 0;
     s = c->sw;
-    if (ivlen != c->sw_ivlen) {
-        if (EVP_CIPHER_CTX_ctrl(s, EVP_CTRL_AEAD_SET_IVLEN, (int)ivlen, NULL) <= 0)
-            return 0;
-        c->sw_ivlen = ivlen;
-    }
-    if (aad_len > INT_MAX || len > INT_MAX)
-        return 0;
-    if (!EVP_CipherInit_ex2(s, NULL, NULL, iv, c->enc, NULL)
-        || (aad_len != 0 && !EVP_CipherUpdate(s, NULL, &n, aad, (int)aad_len))
+    if ((aad_len != 0 && !EVP_CipherUpdate(s, NULL, &n, aad, (int)aad_len))
         || (len != 0 && !EVP_CipherUpdate(s, out, &n, in, (int)len)))
         goto fail;
     if (c->enc)
@@ -408,6 +427,62 @@ static int run_message(IHSM_AEAD_CTX *c, const unsigned char *in, size_t len,
     return ok;
 }
 
+/* A raw key whose messages all stay in process (ihsm-aead-min-size never,
+ * or a device without room for its session key): no need to buffer, the
+ * text goes through the in-process cipher as it comes, as with OpenSSL's
+ * own ciphers. */
+static int can_stream(const IHSM_AEAD_CTX *c)
+{
+    return c->have_raw && c->dev == NULL
+           && (c->min_size == IHSM_AEAD_MIN_NEVER || c->sess_full);
+}
+
+static int stream_start(IHSM_AEAD_CTX *c)
+{
+    int n;
+
+    if (!ensure_iv(c) || !sw_set_iv(c, c->iv, c->ivlen)
+        || (c->aad_len != 0 && !EVP_CipherUpdate(c->sw, NULL, &n, c->aad, (int)c->aad_len)))
+        return 0;
+    OPENSSL_cleanse(c->aad, c->aad_len);
+    c->aad_len = 0;
+    c->streaming = 1;
+    c->iv_state = IV_USED; /* the nonce is spent from here on */
+    ihsm_aead_gcm_iv_used(c);
+    c->route = "process";
+    return 1;
+}
+
+static int stream_final(IHSM_AEAD_CTX *c, unsigned char *out, size_t *outl)
+{
+    int n = 0, ok;
+
+    if (!c->enc && !c->tag_set) {
+        ihsm_prov_raise(c->prov, IHSM_R_INVALID_ARGUMENT,
+                        "%s decryption: no tag: set it (EVP_CTRL_AEAD_SET_TAG or the \"tag\" "
+                        "parameter) before the final call", c->alg->name);
+        return 0;
+    }
+    if (c->enc)
+        ok = EVP_CipherFinal_ex(c->sw, out, &n)
+             && EVP_CIPHER_CTX_ctrl(c->sw, EVP_CTRL_AEAD_GET_TAG, IHSM_AEAD_TAG_LEN, c->tag) > 0;
+    else
+        ok = EVP_CIPHER_CTX_ctrl(c->sw, EVP_CTRL_AEAD_SET_TAG, (int)c->taglen, c->tag) > 0
+             && EVP_CipherFinal_ex(c->sw, out, &n);
+    if (!ok && !c->enc)
+        ihsm_prov_raise(c->prov, IHSM_R_INVALID_ARGUMENT,
+                        "%s decryption failed: the tag does not match (the ciphertext, AAD, "
+                        "nonce or tag was altered, or this is not the key it was sealed with)",
+                        c->alg->name);
+    message_reset(c);
+    c->done = 1;
+    c->tag_set = c->enc && ok;
+    if (c->enc)
+        c->taglen = ok ? IHSM_AEAD_TAG_LEN : 0;
+    *outl = ok ? (size_t)n : 0;
+    return ok;
+}
+
 static int add_aad(IHSM_AEAD_CTX *c, const unsigned char *in, size_t inl)
 {
     if (c->data_started) {
@@ -459,7 +534,19 @@ int ihsm_aead_update(void *vctx, unsigned char *out, size_t *outl, size_t outsiz
         return 0;
     if (out == NULL)
         return add_aad(c, in, inl);
+    if (inl > INT_MAX)
+        return 0;
+    if (!c->streaming && can_stream(c) && !stream_start(c))
+        return 0;
     c->data_started = 1;
+    if (c->streaming) {
+        int n = 0;
+
+        if (!EVP_CipherUpdate(c->sw, out, &n, in, (int)inl))
+            return 0;
+        *outl = (size_t)n;
+        return 1;
+    }
     /* No output yet: final() returns the whole message once the device
      * (or the tag check) has had all of it. */
     return buf_append(c, &c->data, &c->data_len, &c->data_cap, in, inl);
@@ -478,6 +565,8 @@ int ihsm_aead_final(void *vctx, unsigned char *out, size_t *outl, size_t outsize
                         "%s: a TLS record goes through one update call", c->alg->name);
         return 0;
     }
+    if (c->streaming)
+        return stream_final(c, out, outl);
     ok = run_message(c, c->data, len, out);
     if (ok < 0)
         return 0;
@@ -511,7 +600,7 @@ int ihsm_aead_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsiz
     }
     /* EVP_Cipher with the text: the whole message in one call, one device
      * request, the output at once (there is no final to carry it). */
-    if (c->data_len != 0) {
+    if (c->data_len != 0 || c->streaming) {
         if (!ihsm_aead_update(vctx, out, outl, outsize, in, inl))
             return 0;
         return ihsm_aead_final(vctx, out, outl, outsize);

@@ -38,6 +38,7 @@
 #define IHSM_CIPHER_PARAM_MIN_SIZE   "ihsm-aead-min-size" /* size_t: raw keys, in-process below */
 #define IHSM_CIPHER_PARAM_ROUTE      "ihsm-route"      /* get, UTF8: "device" / "process" */
 
+#define IHSM_AEAD_MIN_NEVER SIZE_MAX /* ihsm-aead-min-size = never */
 #define IHSM_AEAD_MAX_IV  128  /* the device's and OpenSSL's GCM limit */
 #define IHSM_AEAD_TAG_LEN 16
 #define IHSM_AEAD_TLS_AAD_LEN 13     /* EVP_AEAD_TLS1_AAD_LEN */
@@ -70,7 +71,8 @@ typedef struct ihsm_aead_ctx {
     int have_raw;
     uint32_t sess;          /* session key handle, 0: not loaded */
     int sess_full;          /* the device had no room: stay in process */
-    size_t min_size;        /* raw keys: messages shorter go in process */
+    size_t min_size;        /* raw keys: messages shorter go in process;
+                               IHSM_AEAD_MIN_NEVER: all of them */
     EVP_CIPHER_CTX *sw;     /* the in-process cipher (another provider) */
     int sw_keyed;
     size_t sw_ivlen;
@@ -98,6 +100,8 @@ typedef struct ihsm_aead_ctx {
     unsigned char *data;
     size_t data_len, data_cap;
     int data_started;
+    int streaming;          /* raw key that stays in process: the text goes
+                               straight through sw, no buffering */
     int done;               /* final() or cipher() has run for this message */
     unsigned char tag[IHSM_AEAD_TAG_LEN];
     size_t taglen;          /* decrypt: the caller's tag length; encrypt: 16 after final */

@@ -41,9 +41,10 @@
 #define DEFAULT_BATCH      64
 #define DEFAULT_DELAY_US   50
 #define DEFAULT_TIMEOUT_MS 10000
-/* Records with raw (TLS) keys shorter than this stay in process: measured
- * in docs/configuration.md, "AEAD". */
-#define DEFAULT_AEAD_MIN_SIZE 1024
+/* Records with raw (TLS) keys stay in process unless at least this long:
+ * by default never, since on the machines measured the device was slower
+ * at every record size (docs/configuration.md, "AEAD"). */
+#define DEFAULT_AEAD_MIN_SIZE IHSM_AEAD_MIN_NEVER
 
 /* With derive in ihsm-route, the key exchange algorithms also carry
  * IHSM_PROP_DERIVE (see prov_int.h): `default_properties = ?ihsm.derive=yes`
@@ -399,7 +400,7 @@ static int load_config(IHSM_PROV_CTX *ctx)
     if (timeout != NULL && !cfg_uint(h, CFG_TIMEOUT, timeout, 1, 3600000, &ctx->timeout_ms))
         return 0;
     ctx->aead_min_size = DEFAULT_AEAD_MIN_SIZE;
-    if (aead_min != NULL) {
+    if (aead_min != NULL && strcasecmp(aead_min, "never") != 0) {
         unsigned v;
 
         if (!cfg_uint(h, CFG_AEAD_MIN, aead_min, 0, 1u << 24, &v))

@@ -113,17 +113,19 @@ struct msg {
     const unsigned char *aad;
     size_t aad_len;
     size_t chunk;                   /* update() pieces; 0: one */
-    long min_size;                  /* ihsm-aead-min-size for this context; -1: config */
+    long min_size;                  /* ihsm-aead-min-size for this context; -1: config,
+                                       NEVER: SIZE_MAX */
 };
+#define NEVER (-2)
 
 static int set_params(EVP_CIPHER_CTX *ctx, const struct msg *m)
 {
     OSSL_PARAM params[3], *p = params;
-    size_t ms = m->min_size >= 0 ? (size_t)m->min_size : 0;
+    size_t ms = m->min_size >= 0 ? (size_t)m->min_size : SIZE_MAX;
 
     if (m->devkey != NULL)
         *p++ = OSSL_PARAM_construct_utf8_string("ihsm-key", (char *)m->devkey, 0);
-    if (m->min_size >= 0)
+    if (m->min_size >= 0 || m->min_size == NEVER)
         *p++ = OSSL_PARAM_construct_size_t("ihsm-aead-min-size", &ms);
     *p = OSSL_PARAM_construct_end();
     return p == params || EVP_CIPHER_CTX_set_params(ctx, params);
@@ -431,6 +433,36 @@ static void test_raw_key(const char *alg)
               "%s 1023 < 1024 went to %s", alg, route);
         CHECK(seal(c, &mm, in, 1024, ct, tag, 16, &route) && strcmp(route, "device") == 0,
               "%s 1024 >= 1024 went to %s", alg, route);
+    }
+    /* never in the device: the text streams through the in-process cipher
+     * (update returns output at once); in one piece and in 7-byte pieces,
+     * sealing and opening, and a forgery fails */
+    {
+        struct msg nv = dev, nv7;
+        EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+        int n = -1;
+
+        nv.min_size = NEVER;
+        nv7 = nv;
+        nv7.chunk = 7;
+        CHECK(seal(d, &base, in, 5000, ct2, tag2, 16, NULL), "%s default seal", alg);
+        CHECK(seal(c, &nv, in, 5000, ct, tag, 16, &route) && strcmp(route, "process") == 0
+              && memcmp(ct, ct2, 5000) == 0 && memcmp(tag, tag2, 16) == 0,
+              "%s: never-routed seal differs from the default provider's (%s)", alg, route);
+        CHECK(seal(c, &nv7, in, 5000, ct, tag, 16, NULL) && memcmp(ct, ct2, 5000) == 0
+              && memcmp(tag, tag2, 16) == 0, "%s: never-routed seal in pieces differs", alg);
+        CHECK(open_(c, &nv7, ct2, 5000, pt, tag2, 16) && memcmp(pt, in, 5000) == 0,
+              "%s: never-routed open in pieces", alg);
+        ct2[10] ^= 1;
+        ERR_clear_error();
+        CHECK(!open_(c, &nv, ct2, 5000, pt, tag2, 16), "%s: never-routed forgery opened", alg);
+        CHECK(err_has("tag does not match"), "%s: unclear error (never routed)", alg);
+        ct2[10] ^= 1;
+        /* streaming: update gives the text back at once */
+        CHECK(EVP_EncryptInit_ex2(ctx, c, key, iv, NULL) && set_params(ctx, &nv)
+              && EVP_EncryptUpdate(ctx, ct, &n, in, 100) && n == 100,
+              "%s: never-routed update returned %d bytes of 100", alg, n);
+        EVP_CIPHER_CTX_free(ctx);
     }
     /* short tags stay in process with raw keys, and still match */
     if (strstr(alg, "GCM") != NULL) {

@@ -12,7 +12,7 @@ it_device_start
 
 ok "$IHSMCTL" keygen --type ec-p256 --name web --out "$T/web.pem"
 it_cert "$T/web.pem" "$T/web.crt" -sha256
-aead_cnf "$T/aead.cnf" "sign,aead" "" prefer
+aead_cnf "$T/aead.cnf" "sign,aead" 1024 prefer
 mkdir -p "$T/www"
 head -c 65536 /dev/urandom >"$T/www/big.bin"
 

@@ -13,16 +13,18 @@ it_device_start
 
 ok "$IHSMCTL" keygen --type ec-p256 --name web --out "$T/web.pem"
 it_cert "$T/web.pem" "$T/web.crt" -sha256
-aead_cnf "$T/aead.cnf" "sign,aead" "" prefer     # the default minimum record size
-aead_cnf "$T/sign.cnf" "sign" "" prefer          # the control: aead not routed
+aead_cnf "$T/aead.cnf" "sign,aead" 1024 prefer   # records of 1 KiB and more
+aead_cnf "$T/sign.cnf" "sign" 1024 prefer        # the control: aead not routed
+aead_cnf "$T/never.cnf" "sign,aead" "" prefer     # routed, the default minimum: never
 mkdir -p "$T/www"
 head -c 204800 /dev/urandom >"$T/www/big.bin"
 want=$(sha256sum <"$T/www/big.bin" | cut -d' ' -f1)
 
-# serve CNF: s_server -WWW on a free port with that openssl.cnf; sets port, server.
+# serve CNF [DEBUG]: s_server -WWW on a free port with that openssl.cnf
+# (and IHSM_DEBUG=DEBUG); sets port, server.
 serve() {
     port=$(ihsm_free_port)
-    it_bg "$T/server.log" env -C "$T/www" OPENSSL_CONF="$1" timeout 120 "$OPENSSL" s_server \
+    it_bg "$T/server.log" env -C "$T/www" OPENSSL_CONF="$1" IHSM_DEBUG="${2:-0}" timeout 120 "$OPENSSL" s_server \
         -accept "127.0.0.1:$port" -cert "$T/web.crt" -key "$T/web.pem" -WWW
     server=$BG_PID
     it_wait_line "$T/server.log" '^ACCEPT' "$server" \
@@ -84,6 +86,23 @@ for c in "${CASES[@]}"; do
         || ihsm_fail "$version $val: aead not routed, yet the device's counter moved ($before -> $after)"
 done
 echo "ok: not routed: ${#CASES[@]} transfers intact, aead counter unchanged"
+it_stop "$server"
+
+# --- routed with the default ihsm-aead-min-size (never): libssl uses ihsm's
+# ciphers, which keep every record in process
+serve "$T/never.cnf" 1
+for c in "${CASES[0]}" "${CASES[3]}" "${CASES[5]}"; do
+    read -r version opt val <<<"$c"
+    before=$(aead_count)
+    fetch "$T/never.cnf" "$version" "$opt" "$val"
+    after=$(aead_count)
+    [ "$after" -eq "$before" ] \
+        || ihsm_fail "$version $val: min size never, yet the device's counter moved ($before -> $after)"
+done
+grep -q "cipher: new AES-256-GCM context (raw keys: in process)" "$T/server.log" \
+    && grep -q "cipher: new ChaCha20-Poly1305 context (raw keys: in process)" "$T/server.log" \
+    || { tail -n 20 "$T/server.log" >&2; ihsm_fail "s_server's records did not go through ihsm's ciphers"; }
+echo "ok: routed with the default minimum: transfers intact through ihsm's ciphers, every record in process"
 it_stop "$server"
 
 # --- nginx: a 64 KiB page with the routed file
