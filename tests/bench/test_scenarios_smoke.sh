@@ -63,7 +63,9 @@ print("results.json: ok")
 PY
 
 if command -v gnuplot >/dev/null; then
-    [ -s "$out/chart.png" ] && [ -s "$out/chart.svg" ] || fail "gnuplot is there but no chart.png/chart.svg"
+    if [ ! -s "$out/chart.png" ] || [ ! -s "$out/chart.svg" ]; then
+        fail "gnuplot is there but no chart.png/chart.svg"
+    fi
 fi
 # every process the run started is gone (their configs were in its scratch dir)
 scratch=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["meta"]["scratch"])' "$out/results.json")
