@@ -16,7 +16,7 @@ set boxwidth 0.7
 set grid ytics lc rgb '#dddddd'
 set ylabel "handshakes / server CPU-s"
 stats datafile using 6 nooutput
-set yrange [0:STATS_max * 1.18]
+set yrange [0:STATS_max * 1.25]
 set xrange [-0.7:rows-0.3]
 set xtics rotate by -40 left font ',9' nomirror
 set bmargin 9
@@ -27,8 +27,9 @@ set linetype 2 lc rgb '#dd8452'
 set linetype 3 lc rgb '#55a868'
 set linetype 4 lc rgb '#c44e52'
 set linetype 5 lc rgb '#8172b3'
-set label 1 "blue: PEM file   orange: ihsm   green: SoftHSM2 in process   red: SoftHSM2 behind p11-kit server   purple: PEM + ssl-mode-async   (whiskers: lowest and highest repeat)" \
+set label 1 "blue: PEM file   orange: ihsm   green: SoftHSM2 in process   red: SoftHSM2 behind p11-kit server   purple: PEM + ssl-mode-async" \
     at graph 0.01, graph 0.96 font ',9'
+set label 2 "bars: median of the repeats; whiskers: lowest and highest repeat" at graph 0.01, graph 0.91 font ',9'
 plot datafile using 1:3:4:xtic(2) with boxes lc variable, \
-     '' using 1:3:5:6 with yerrorbars lc rgb '#333333' ps 0 lw 1, \
+     '' using 1:3:5:6 with errorbars lc rgb '#333333' pt -1 lw 1, \
      '' using 1:($6):(sprintf("%.0f", $3)) with labels offset 0,0.7 font ',8'
