@@ -123,7 +123,11 @@ void ihsm_reaper_wake(struct ihsm_proc *p)
     if (!atomic_load(&p->reaper_started))
         return;
     atomic_fetch_add(&p->reaper_word, 1);
-    if (atomic_load(&p->reaper_sleeping))
+    /* Only the first waker pays the futex call: the exchange claims the
+     * wakeup, so jobs that give up the driver role while the reaper is
+     * already runnable do not each wake it again. The word bump above
+     * still makes a reaper about to sleep return at once. */
+    if (atomic_load(&p->reaper_sleeping) && atomic_exchange(&p->reaper_sleeping, 0))
         ihsm_futex_wake(&p->reaper_word, 1);
 }
 
