@@ -345,6 +345,57 @@ int ihsm_key_generate(uint32_t type, uint32_t bits, uint32_t usage,
     return IHSM_OK;
 }
 
+/*
+ * SubjectPublicKeyInfo of the fixed-size key types: a constant DER header and
+ * the raw public value. i2d_PUBKEY on a provider key runs OpenSSL 3.0's
+ * encoder selection (~120 us), more than generating an X25519 key; KEY_GENERATE
+ * of a TLS ephemeral key answers with its public key every handshake.
+ */
+static const struct spki_form {
+    uint32_t type;
+    uint8_t prefix[26];
+    size_t prefix_len, pub_len;
+} spki_forms[] = {
+    {IHSM_KEY_X25519, {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00},
+     12, 32},
+    {IHSM_KEY_ED25519, {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00},
+     12, 32},
+    /* id-ecPublicKey, prime256v1; BIT STRING of 04 || x || y */
+    {IHSM_KEY_EC_P256, {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+                        0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03,
+                        0x42, 0x00},
+     26, 65},
+    /* id-ecPublicKey, secp384r1 */
+    {IHSM_KEY_EC_P384, {0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+                        0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00},
+     23, 97},
+};
+
+static int write_spki_fixed(const ihsm_key *k, ihsm_wr *out)
+{
+    uint8_t pub[97];
+    size_t len = 0, mark;
+
+    for (size_t i = 0; i < sizeof(spki_forms) / sizeof(spki_forms[0]); i++) {
+        const struct spki_form *f = &spki_forms[i];
+
+        if (f->type != k->type)
+            continue;
+        if (!EVP_PKEY_get_octet_string_param(k->pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub,
+                                             sizeof(pub), &len)
+            || len != f->pub_len || (f->pub_len != 32 && pub[0] != 0x04)) {
+            ihsm_crypto_drop_errors("public key");
+            return 0; /* the general path below */
+        }
+        mark = ihsm_wr_bytes_begin(out);
+        ihsm_wr_raw(out, f->prefix, f->prefix_len);
+        ihsm_wr_raw(out, pub, len);
+        ihsm_wr_bytes_end(out, mark);
+        return 1;
+    }
+    return 0;
+}
+
 int ihsm_key_write_public(const ihsm_key *k, ihsm_wr *out)
 {
     size_t mark;
@@ -355,6 +406,8 @@ int ihsm_key_write_public(const ihsm_key *k, ihsm_wr *out)
         ihsm_wr_bytes(out, NULL, 0);
         return ihsm_crypto_wr_status(out);
     }
+    if (write_spki_fixed(k, out))
+        return ihsm_crypto_wr_status(out);
     if ((n = i2d_PUBKEY(k->pkey, NULL)) <= 0) {
         ihsm_crypto_drop_errors("public key");
         return IHSM_ERR_CRYPTO;
