@@ -19,7 +19,7 @@
 
 /* The provider's cipher parameters for a device key (docs/configuration.md). */
 #define KEY_BLOB_PARAM "ihsm-key-blob"  /* octet string: the masked blob */
-#define ROUTE_PARAM "ihsm-route"        /* get (UTF8 pointer): "device" or "process" */
+#define ROUTE_PARAM "ihsm-route"        /* get: "device" or "process" */
 /* OpenSSL 3.0's GCM takes IVs of at most 128 bytes, and so the device. */
 #define MAX_GCM_IV 128
 
@@ -64,7 +64,7 @@ static int one_pass(wp_run *r, EVP_CIPHER *cipher, const wp_key *k, const vec *v
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     OSSL_PARAM p[3];
     size_t ivlen = v->iv_len;
-    char *route = NULL, err[512];
+    char *route = NULL, route_buf[16] = "", err[512];
     const char *what = "init";
     int n = 0, m = 0, rc = DONE_REFUSED;
 
@@ -107,7 +107,12 @@ static int one_pass(wp_run *r, EVP_CIPHER *cipher, const wp_key *k, const vec *v
     /* the operation must have been the device's, not an in-process copy */
     p[0] = OSSL_PARAM_construct_utf8_ptr(ROUTE_PARAM, &route, 0);
     p[1] = OSSL_PARAM_construct_end();
-    if (!EVP_CIPHER_CTX_get_params(c, p) || route == NULL || strcmp(route, "device") != 0) {
+    if (!EVP_CIPHER_CTX_get_params(c, p) || route == NULL) {
+        /* the same parameter as a string copied out */
+        p[0] = OSSL_PARAM_construct_utf8_string(ROUTE_PARAM, route_buf, sizeof(route_buf));
+        route = EVP_CIPHER_CTX_get_params(c, p) ? route_buf : NULL;
+    }
+    if (route == NULL || strcmp(route, "device") != 0) {
         snprintf(why, whylen, "%s ran in \"%s\", not in the device", enc ? "seal" : "open",
                  route != NULL ? route : "(the provider does not say)");
         rc = -1;
