@@ -116,9 +116,7 @@ static void drop_keys(IHSM_AEAD_CTX *c)
     OPENSSL_cleanse(c->raw, sizeof(c->raw));
     c->have_raw = 0;
     c->sess_full = 0;
-    c->sw_keyed = 0;
-    if (c->sw != NULL)
-        EVP_CIPHER_CTX_reset(c->sw); /* drops the old key schedule */
+    c->sw_keyed = 0; /* the next raw key re-keys sw in place */
     ihsm_aead_devkey_free(c->dev);
     c->dev = NULL;
     c->tls_records = 0;
@@ -246,6 +244,13 @@ static int sw_ready(IHSM_AEAD_CTX *c)
         return 1;
     if (c->sw == NULL && (c->sw = EVP_CIPHER_CTX_new()) == NULL)
         return 0;
+    if (EVP_CIPHER_CTX_get0_cipher(c->sw) != NULL) {
+        /* a new raw key (TLS key update): the same cipher, re-keyed */
+        if (!EVP_CipherInit_ex2(c->sw, NULL, c->raw, NULL, c->enc, NULL))
+            return 0;
+        c->sw_keyed = 1;
+        return 1;
+    }
     ciph = EVP_CIPHER_fetch(c->prov->libctx, c->alg->name, IHSM_PROV_PUB_PROPQ);
     if (ciph == NULL) {
         ihsm_prov_raise(c->prov, IHSM_R_UNSUPPORTED,
@@ -820,6 +825,8 @@ static int set_device_key(IHSM_AEAD_CTX *c, IHSM_AEAD_DEVKEY *k)
     if (k == NULL)
         return 0;
     drop_keys(c);
+    if (c->sw != NULL)
+        EVP_CIPHER_CTX_reset(c->sw); /* no raw key schedule left behind */
     c->dev = k;
     message_reset(c);
     return 1;

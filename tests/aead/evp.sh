@@ -1,5 +1,6 @@
 #!/bin/bash
-# The AEAD ciphers through the EVP API (aead_evp.c) against a real ihsmd:
+# KEY_LOAD_SESSION on the wire (session_proto.c), then the AEAD ciphers
+# through the EVP API (aead_evp.c) against a real ihsmd:
 # device keys by name and by key file, raw keys against the default
 # provider, TLS 1.2 records, ASYNC jobs, session keys, fetch routing.
 . "$IHSM_SOURCE_DIR/tests/aead/common.sh"
@@ -14,6 +15,7 @@ aead_cnf "$T/pref.cnf" "sign,aead" 0 prefer
 aead_cnf "$T/sign.cnf" "sign"
 export IHSMCTL
 
+"$IHSM_BUILD_DIR/bin/test_aead_session_proto" || ihsm_fail "KEY_LOAD_SESSION on the wire"
 before=$(aead_count)
 "$PROG" "$T" || ihsm_fail "aead_evp failed"
 after=$(aead_count)
