@@ -233,10 +233,8 @@ int wp_run_aead(wp_run *r, const wp_json *root)
                                              IHSM_USAGE_ENCRYPT | IHSM_USAGE_DECRYPT)) == NULL) {
                 wp_outcome_set(&o, WP_GOT_REFUSED, "out of memory");
             } else if (k->status != IHSM_OK) {
-                /* AES-192: the device holds AES-128 and AES-256 keys only (a skip
-                 * whatever the result: the vector tests the cipher, not the key) */
-                wp_outcome_set(&o, WP_KEY_LIMIT(k) ? WP_GOT_SKIP : WP_GOT_REFUSED, "%s",
-                               k->why);
+                /* AES-192: the device holds AES-128 and AES-256 keys only */
+                wp_outcome_key_refused(&o, WP_KEY_LIMIT(k), k->why);
             } else if (cipher == NULL) {
                 wp_outcome_set(&o, WP_GOT_SKIP, "the ihsm provider offers no %s (update ihsm)",
                                name);

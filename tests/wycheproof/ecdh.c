@@ -125,12 +125,12 @@ int wp_run_ecdh(wp_run *r, const wp_json *root)
                 wp_outcome_set(&o, WP_GOT_REFUSED, "the vector lacks curve, private or "
                                "public");
             } else if ((priv = private_key(r, group, d, dlen)) == NULL) {
-                wp_outcome_key_refused(&o, t, 0, "the private scalar is not a key on this "
+                wp_outcome_key_refused(&o, 0, "the private scalar is not a key on this "
                                        "curve in OpenSSL");
             } else if ((k = wp_import_pkey(r, priv, IHSM_USAGE_DERIVE)) == NULL) {
                 wp_outcome_set(&o, WP_GOT_REFUSED, "out of memory");
             } else if (k->status != IHSM_OK || k->pkey == NULL) {
-                wp_outcome_key_refused(&o, t, WP_KEY_LIMIT(k), k->why);
+                wp_outcome_key_refused(&o, WP_KEY_LIMIT(k), k->why);
             } else {
                 peer = peer_key(r, group, pub, pub_len, why, sizeof(why));
                 wp_derive_check(r, t, k, peer, why, pub, pub_len, &o);

@@ -30,19 +30,13 @@ void wp_outcome_set(wp_outcome *o, enum wp_got got, const char *fmt, ...)
     va_end(ap);
 }
 
-void wp_outcome_key_refused(wp_outcome *o, const wp_json *test, int device_limit,
-                            const char *why)
+void wp_outcome_key_refused(wp_outcome *o, int device_limit, const char *why)
 {
-    const char *result = wp_json_str(test, "result");
-
-    /* A valid vector whose key the device does not hold (IHSM_ERR_UNSUPPORTED)
-     * cannot run: a device limit, not a verdict. Any other refusal of a
-     * valid vector's key (permission, bad input, the provider not loading
-     * it) fails it. */
-    if (device_limit && result != NULL && strcmp(result, "valid") == 0)
-        wp_outcome_set(o, WP_GOT_SKIP, "%s", why);
-    else
-        wp_outcome_set(o, WP_GOT_REFUSED, "%s", why);
+    /* A key the device does not hold (IHSM_ERR_UNSUPPORTED) means the vector
+     * cannot run here, whatever its result: refusing the key tested nothing
+     * the vector is about. Any other refusal (permission, bad input, the
+     * provider not loading it) is a refusal, which fails a valid vector. */
+    wp_outcome_set(o, device_limit ? WP_GOT_SKIP : WP_GOT_REFUSED, "%s", why);
 }
 
 static const char *got_name(enum wp_got g)

@@ -118,7 +118,7 @@ int wp_run_rsa_sig_gen(wp_run *r, const wp_json *root)
             wp_outcome o = { 0 };
 
             if (k != NULL && k->status != IHSM_OK)
-                wp_outcome_key_refused(&o, tests->items[ti], WP_KEY_LIMIT(k), why);
+                wp_outcome_key_refused(&o, WP_KEY_LIMIT(k), why);
             else if (why[0] != '\0')
                 wp_outcome_set(&o, WP_GOT_REFUSED, "%s", why);
             else

@@ -131,11 +131,9 @@ int wp_report(wp_run *r, const wp_json *group, const wp_json *test,
 void wp_outcome_set(wp_outcome *o, enum wp_got got, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The vector's key was refused. device_limit: the device does not hold
- * such keys (IHSM_ERR_UNSUPPORTED, or no key type for it): a valid vector
- * is skipped with the reason. Otherwise, and for the other results, it
- * counts as refused. */
-void wp_outcome_key_refused(wp_outcome *o, const wp_json *test, int device_limit,
-                            const char *why);
+ * such keys (IHSM_ERR_UNSUPPORTED, or no key type for it): the vector is
+ * skipped with the reason. Otherwise it counts as refused. */
+void wp_outcome_key_refused(wp_outcome *o, int device_limit, const char *why);
 /* Is a refused key a device limit (see above)? */
 #define WP_KEY_LIMIT(k) ((k)->status == IHSM_ERR_UNSUPPORTED)
 void wp_file_begin(wp_run *r, const char *file);

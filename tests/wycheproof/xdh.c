@@ -51,11 +51,11 @@ int wp_run_xdh(wp_run *r, const wp_json *root)
                                                                "provider=default", d,
                                                                dlen)) == NULL) {
                 ERR_clear_error();
-                wp_outcome_key_refused(&o, t, 0, "the private key is not 32 bytes");
+                wp_outcome_key_refused(&o, 0, "the private key is not 32 bytes");
             } else if ((k = wp_import_pkey(r, priv, IHSM_USAGE_DERIVE)) == NULL) {
                 wp_outcome_set(&o, WP_GOT_REFUSED, "out of memory");
             } else if (k->status != IHSM_OK || k->pkey == NULL) {
-                wp_outcome_key_refused(&o, t, WP_KEY_LIMIT(k), k->why);
+                wp_outcome_key_refused(&o, WP_KEY_LIMIT(k), k->why);
             } else {
                 peer = EVP_PKEY_new_raw_public_key_ex(r->libctx, "X25519", WP_PROPQ, pub,
                                                       pub_len);
