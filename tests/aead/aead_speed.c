@@ -73,6 +73,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static void die(const char *what) __attribute__((noreturn));
 static void die(const char *what)
 {
     fprintf(stderr, "ihsm-aead-speed: %s\n", what);
@@ -264,6 +265,19 @@ static int cmp_double(const void *a, const void *b)
 
 /* ---------------------------------------------------------------- setup */
 
+/* A configuration value in double quotes: \\ " and $ escaped. */
+static void conf_str(FILE *f, const char *a, const char *b)
+{
+    fputc('"', f);
+    for (int i = 0; i < 2; i++)
+        for (const char *s = i == 0 ? a : b; *s; s++) {
+            if (*s == '"' || *s == '\\' || *s == '$')
+                fputc('\\', f);
+            fputc(*s, f);
+        }
+    fputc('"', f);
+}
+
 static void load_libs(void)
 {
     char exe[4096], conf[] = "/tmp/ihsm-aead-speed.XXXXXX", dir[4200];
@@ -287,9 +301,13 @@ static void load_libs(void)
         die("cannot write a configuration file in /tmp");
     fprintf(f, "openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_sect\n"
                "[provider_sect]\ndefault = default_sect\nihsm = ihsm_sect\n"
-               "[default_sect]\nactivate = 1\n[ihsm_sect]\nmodule = %s/ihsm.so\n"
-               "activate = 1\nihsm-socket = %s\nihsm-credential = %s\n"
-               "ihsm-route = sign,aead\n", dir, sock, cred);
+               "[default_sect]\nactivate = 1\n[ihsm_sect]\nmodule = ");
+    conf_str(f, dir, "/ihsm.so");
+    fputs("\nactivate = 1\nihsm-socket = ", f);
+    conf_str(f, sock, "");
+    fputs("\nihsm-credential = ", f);
+    conf_str(f, cred, "");
+    fputs("\nihsm-route = sign,aead\n", f);
     fclose(f);
     lc_ihsm = OSSL_LIB_CTX_new();
     lc_base = OSSL_LIB_CTX_new();
