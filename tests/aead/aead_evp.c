@@ -384,6 +384,49 @@ static void test_device_key_refusals(void)
     EVP_CIPHER_free(c);
 }
 
+/* A file from `ihsmctl encrypt --name k --aad aad.bin` (IV || ct || tag)
+ * opens through the provider with ihsm:k: the same AEAD_SEAL underneath. */
+static unsigned char *slurp(const char *name, size_t *len)
+{
+    char path[4096];
+    unsigned char *buf = malloc(1 << 20);
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (buf == NULL || (f = fopen(path, "rb")) == NULL) {
+        free(buf);
+        return NULL;
+    }
+    *len = fread(buf, 1, 1 << 20, f);
+    fclose(f);
+    return buf;
+}
+
+static void test_ihsmctl_interop(void)
+{
+    size_t elen = 0, mlen = 0, alen = 0;
+    unsigned char *enc = slurp("enc.bin", &elen), *msg = slurp("msg.bin", &mlen);
+    unsigned char *aad = slurp("aad.bin", &alen), *pt;
+    EVP_CIPHER *c = ours("AES-256-GCM");
+    struct msg m = { NULL, "ihsm:k", NULL, 12, NULL, 0, 0, -1 };
+
+    CHECK(enc != NULL && msg != NULL && aad != NULL && elen == 12 + mlen + 16,
+          "ihsmctl encrypt's files are missing");
+    if (enc != NULL && msg != NULL && aad != NULL && elen == 12 + mlen + 16) {
+        m.iv = enc;
+        m.aad = aad;
+        m.aad_len = alen;
+        pt = malloc(mlen + 1);
+        CHECK(open_(c, &m, enc + 12, mlen, pt, enc + 12 + mlen, 16)
+              && memcmp(pt, msg, mlen) == 0, "a file from ihsmctl encrypt does not open");
+        free(pt);
+    }
+    free(enc);
+    free(msg);
+    free(aad);
+    EVP_CIPHER_free(c);
+}
+
 /* ---------------------------------------------------------------- raw keys */
 
 static void test_raw_key(const char *alg)
@@ -790,6 +833,7 @@ int main(int argc, char **argv)
     test_device_key("ChaCha20-Poly1305", "ihsm:k");
     test_device_key("AES-128-GCM", "ihsm:k128");
     test_device_key_refusals();
+    test_ihsmctl_interop();
     printf("device keys: done (%d failures)\n", failures);
     test_raw_key("AES-128-GCM");
     test_raw_key("AES-256-GCM");

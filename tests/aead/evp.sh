@@ -10,6 +10,9 @@ it_device_start
 
 ok "$IHSMCTL" keygen --type aes-256 --name k --out "$T/k.pem"
 ok "$IHSMCTL" keygen --type aes-128 --name k128
+head -c 3000 /dev/urandom >"$T/msg.bin"
+head -c 20 /dev/urandom >"$T/aad.bin"
+ok "$IHSMCTL" encrypt --name k --in "$T/msg.bin" --aad "$T/aad.bin" --out "$T/enc.bin"
 aead_cnf "$T/aead.cnf" "sign,aead" 0
 aead_cnf "$T/pref.cnf" "sign,aead" 0 prefer
 aead_cnf "$T/sign.cnf" "sign"
