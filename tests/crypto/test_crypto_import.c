@@ -389,6 +389,50 @@ static void test_inconsistent_pair_refused(void **state)
     EVP_PKEY_free(b);
 }
 
+/* The same for a key agreement key (usage derive alone: the pairwise test
+ * recomputes the public key from the private one). An X25519 PKCS#8 holds
+ * no public key, so only EC can carry a mismatched one in. */
+static void test_inconsistent_derive_pair_refused(void **state)
+{
+    EVP_PKEY *a = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *b = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    BIGNUM *priv = NULL;
+    uint8_t pub[65];
+    size_t publen = client_pub_raw(b, pub, sizeof(pub));
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params;
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    EVP_PKEY *mixed = NULL;
+    ihsm_key *k;
+    buf der, w;
+
+    (void)state;
+    assert_int_equal(EVP_PKEY_get_bn_param(a, OSSL_PKEY_PARAM_PRIV_KEY, &priv), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+                                                     "P-256", 0), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub,
+                                                      publen), 1);
+    params = OSSL_PARAM_BLD_to_param(bld);
+    assert_int_equal(EVP_PKEY_fromdata_init(c), 1);
+    assert_int_equal(EVP_PKEY_fromdata(c, &mixed, EVP_PKEY_KEYPAIR, params), 1);
+    der = pkcs8(mixed);
+    w = wrap(der.p, der.len);
+    assert_int_equal(do_import(IHSM_KEY_EC_P256, 0, IHSM_USAGE_DERIVE, &w, &k),
+                     IHSM_ERR_BAD_INPUT);
+    assert_int_equal(ihsm_crypto_failed(), 0);
+
+    buf_free(&der);
+    buf_free(&w);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_clear_free(priv);
+    EVP_PKEY_CTX_free(c);
+    EVP_PKEY_free(mixed);
+    EVP_PKEY_free(a);
+    EVP_PKEY_free(b);
+}
+
 static void test_garbage_wrapped(void **state)
 {
     EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -474,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_type_and_bits_must_match),
         cmocka_unit_test(test_small_rsa_refused),
         cmocka_unit_test(test_inconsistent_pair_refused),
+        cmocka_unit_test(test_inconsistent_derive_pair_refused),
         cmocka_unit_test(test_garbage_wrapped),
     };
 
