@@ -1,4 +1,4 @@
-# Shared by the key exchange tests (kex.sh, kex_nginx.sh): openssl.cnf files
+# Shared by the key exchange tests (kex.sh, kex_nginx.sh, kex_haproxy.sh): openssl.cnf files
 # that route libssl's ephemeral key exchange to ihsmd, and device counters.
 # Sourced after common.sh.
 
