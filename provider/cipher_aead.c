@@ -606,9 +606,13 @@ int ihsm_aead_cipher(void *vctx, unsigned char *out, size_t *outl, size_t outsiz
     /* EVP_Cipher with the text: the whole message in one call, one device
      * request, the output at once (there is no final to carry it). */
     if (c->data_len != 0 || c->streaming) {
-        if (!ihsm_aead_update(vctx, out, outl, outsize, in, inl))
+        size_t n1 = 0, n2 = 0;
+
+        if (!ihsm_aead_update(vctx, out, &n1, outsize, in, inl)
+            || !ihsm_aead_final(vctx, out + n1, &n2, outsize - n1))
             return 0;
-        return ihsm_aead_final(vctx, out, outl, outsize);
+        *outl = n1 + n2;
+        return 1;
     }
     if (!check_device_room(c, inl))
         return 0;

@@ -501,10 +501,24 @@ static void test_raw_key(const char *alg)
         CHECK(!open_(c, &nv, ct2, 5000, pt, tag2, 16), "%s: never-routed forgery opened", alg);
         CHECK(err_has("tag does not match"), "%s: unclear error (never routed)", alg);
         ct2[10] ^= 1;
-        /* streaming: update gives the text back at once */
+        /* streaming: update gives the text back at once; EVP_Cipher then
+         * finishes the message and returns its own part */
         CHECK(EVP_EncryptInit_ex2(ctx, c, key, iv, NULL) && set_params(ctx, &nv)
+              && EVP_EncryptUpdate(ctx, NULL, &n, aad, sizeof(aad))
               && EVP_EncryptUpdate(ctx, ct, &n, in, 100) && n == 100,
               "%s: never-routed update returned %d bytes of 100", alg, n);
+        n = EVP_Cipher(ctx, ct + 100, in + 100, 4900);
+        CHECK(n == 4900 && EVP_Cipher(ctx, NULL, NULL, 0) == 0
+              && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, tag) > 0
+              && memcmp(ct, ct2, 5000) == 0 && memcmp(tag, tag2, 16) == 0,
+              "%s: update then EVP_Cipher (in process) returned %d, or differs", alg, n);
+        /* EVP_Cipher alone, in the device */
+        CHECK(EVP_EncryptInit_ex2(ctx, c, key, iv, NULL) && set_params(ctx, &dev)
+              && EVP_Cipher(ctx, NULL, aad, sizeof(aad)) >= 0
+              && EVP_Cipher(ctx, ct, in, 5000) == 5000 && EVP_Cipher(ctx, NULL, NULL, 0) == 0
+              && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, tag) > 0
+              && memcmp(ct, ct2, 5000) == 0 && memcmp(tag, tag2, 16) == 0,
+              "%s: EVP_Cipher in the device differs", alg);
         EVP_CIPHER_CTX_free(ctx);
     }
     /* short tags stay in process with raw keys, and still match */
