@@ -32,7 +32,7 @@ typedef struct {
     char why[400];
 } path_result;
 
-static void device_path(wp_run *r, const wp_key *k, const uint8_t *pub, size_t pub_len,
+static void device_path(wp_run *r, wp_key *k, const uint8_t *pub, size_t pub_len,
                         path_result *p)
 {
     ihsm_result res;
@@ -43,9 +43,8 @@ static void device_path(wp_run *r, const wp_key *k, const uint8_t *pub, size_t p
     int st;
 
     ihsm_wr_init(&w);
-    ihsm_wr_u32(&w, k->handle);
     ihsm_wr_bytes(&w, pub, pub_len);
-    st = wp_device_call(r, IHSM_CMD_DERIVE, &w, &res);
+    st = wp_key_call(r, k, IHSM_CMD_DERIVE, &w, &res);
     ihsm_wr_free(&w);
     if (st != IHSM_OK) {
         snprintf(p->why, sizeof(p->why), "device DERIVE: %s", ihsm_status_name(st));
@@ -106,7 +105,7 @@ end:
     EVP_PKEY_CTX_free(c);
 }
 
-void wp_derive_check(wp_run *r, const wp_json *t, const wp_key *k, EVP_PKEY *peer,
+void wp_derive_check(wp_run *r, const wp_json *t, wp_key *k, EVP_PKEY *peer,
                      const char *peer_why, const uint8_t *pub, size_t pub_len,
                      wp_outcome *o)
 {

@@ -31,13 +31,87 @@
 
 #define MAX_SPKI 4096
 
-int wp_device_call(wp_run *r, uint16_t cmd, const ihsm_wr *payload, ihsm_result *res)
+static int call(ihsm_queue *q, uint16_t cmd, const ihsm_wr *payload, ihsm_result *res)
 {
     memset(res, 0, sizeof(*res));
     if (payload != NULL && payload->err)
         return IHSM_ERR_NOMEM;
-    return ihsm_queue_call(r->q, cmd, payload != NULL ? payload->p : NULL,
+    return ihsm_queue_call(q, cmd, payload != NULL ? payload->p : NULL,
                            payload != NULL ? payload->len : 0, res);
+}
+
+int wp_device_call(wp_run *r, uint16_t cmd, const ihsm_wr *payload, ihsm_result *res)
+{
+    return call(r->q, cmd, payload, res);
+}
+
+/* The key's handle in the user session: the import's own when that is the
+ * same session, else KEY_UNMASK of its blob there (once). */
+static int user_handle(wp_run *r, wp_key *k, uint32_t *h)
+{
+    ihsm_result res;
+    ihsm_wr w;
+    ihsm_rd rd;
+    int st;
+
+    if (r->uq == r->q) {
+        *h = k->handle;
+        return IHSM_OK;
+    }
+    if (k->user_handle == 0) {
+        ihsm_wr_init(&w);
+        ihsm_wr_bytes(&w, k->blob, k->blob_len);
+        st = call(r->uq, IHSM_CMD_KEY_UNMASK, &w, &res);
+        ihsm_wr_free(&w);
+        if (st == IHSM_OK) {
+            ihsm_rd_init(&rd, res.data, res.len);
+            k->user_handle = ihsm_rd_u32(&rd);
+            if (rd.err || k->user_handle == 0)
+                st = IHSM_ERR_MALFORMED;
+        }
+        ihsm_result_clear(&res);
+        if (st != IHSM_OK)
+            return st;
+    }
+    *h = k->user_handle;
+    return IHSM_OK;
+}
+
+int wp_key_call(wp_run *r, wp_key *k, uint16_t cmd, const ihsm_wr *args, ihsm_result *res)
+{
+    uint32_t h = 0;
+    ihsm_wr w;
+    int st;
+
+    memset(res, 0, sizeof(*res));
+    if ((st = user_handle(r, k, &h)) != IHSM_OK)
+        return st;
+    ihsm_wr_init(&w);
+    ihsm_wr_u32(&w, h);
+    if (args != NULL)
+        ihsm_wr_raw(&w, args->p, args->len);
+    st = call(r->uq, cmd, &w, res);
+    ihsm_wr_free(&w);
+    return st;
+}
+
+/* A session on the device with this credential. */
+static ihsm_queue *open_session(wp_run *r, const char *cred, const char *what)
+{
+    ihsm_queue_config cfg = { 0 };
+    ihsm_queue *q = NULL;
+    int st;
+
+    cfg.socket_path = r->dev.socket_path;
+    cfg.credential_path = cred;
+    if ((st = ihsm_queue_new(&cfg, &q)) != IHSM_OK || (st = ihsm_queue_connect(q)) != IHSM_OK) {
+        fprintf(stderr, "ihsm-wycheproof: cannot open %s session on %s with %s: %s (%s)\n",
+                what, cfg.socket_path, cred, ihsm_status_str(st),
+                q != NULL ? ihsm_queue_last_error(q) : ihsm_status_name(st));
+        ihsm_queue_free(q);
+        return NULL;
+    }
+    return q;
 }
 
 static void delete_name(wp_run *r, const char *name)
@@ -55,7 +129,6 @@ static void delete_name(wp_run *r, const char *name)
 
 int wp_import_init(wp_run *r)
 {
-    ihsm_queue_config cfg = { 0 };
     ihsm_result res;
     const uint8_t *spki;
     const unsigned char *p;
@@ -63,15 +136,14 @@ int wp_import_init(wp_run *r)
     ihsm_rd rd;
     int st;
 
-    cfg.socket_path = r->dev.socket_path;
-    cfg.credential_path = r->dev.officer_credential != NULL ? r->dev.officer_credential
-                                                           : r->dev.credential;
-    if ((st = ihsm_queue_new(&cfg, &r->q)) != IHSM_OK
-        || (st = ihsm_queue_connect(r->q)) != IHSM_OK) {
-        fprintf(stderr, "ihsm-wycheproof: cannot open an import session on %s with %s: %s "
-                "(%s)\n", cfg.socket_path, cfg.credential_path, ihsm_status_str(st),
-                r->q != NULL ? ihsm_queue_last_error(r->q) : ihsm_status_name(st));
-        return -1;
+    if (r->dev.officer_credential != NULL) {
+        if ((r->q = open_session(r, r->dev.officer_credential, "a crypto-officer")) == NULL
+            || (r->uq = open_session(r, r->dev.credential, "a user")) == NULL)
+            return -1;
+    } else {
+        if ((r->q = open_session(r, r->dev.credential, "a user")) == NULL)
+            return -1;
+        r->uq = r->q;
     }
     st = wp_device_call(r, IHSM_CMD_GET_IMPORT_KEY, NULL, &res);
     if (st != IHSM_OK) {
@@ -110,8 +182,10 @@ void wp_import_free(wp_run *r)
     r->keys = NULL;
     EVP_PKEY_free(r->import_pub);
     r->import_pub = NULL;
+    if (r->uq != r->q)
+        ihsm_queue_free(r->uq);
     ihsm_queue_free(r->q);
-    r->q = NULL;
+    r->q = r->uq = NULL;
 }
 
 /* The masked key file back through the provider's decoder. */
@@ -195,7 +269,7 @@ static int import_call(wp_run *r, wp_key *k, const uint8_t *wrapped, size_t wrap
     }
 }
 
-static const wp_key *import(wp_run *r, uint32_t type, uint32_t bits, uint32_t usage,
+static wp_key *import(wp_run *r, uint32_t type, uint32_t bits, uint32_t usage,
                             const uint8_t *secret, size_t len)
 {
     uint8_t id[32], hdr[12], *wrapped = NULL;
@@ -276,18 +350,18 @@ static const wp_key *import(wp_run *r, uint32_t type, uint32_t bits, uint32_t us
     return k;
 }
 
-const wp_key *wp_import_secret(wp_run *r, const uint8_t *key, size_t len, uint32_t usage)
+wp_key *wp_import_secret(wp_run *r, const uint8_t *key, size_t len, uint32_t usage)
 {
     return import(r, IHSM_KEY_AES, (uint32_t)len * 8, usage, key, len);
 }
 
-const wp_key *wp_import_pkey(wp_run *r, EVP_PKEY *priv, uint32_t usage)
+wp_key *wp_import_pkey(wp_run *r, EVP_PKEY *priv, uint32_t usage)
 {
     static wp_key refused; /* for keys the device has no type for: never sent */
     uint32_t type = 0, bits = 0;
     uint8_t *der = NULL;
     size_t der_len = 0;
-    const wp_key *k;
+    wp_key *k;
     char why[200];
 
     if (ihsm_byok_key_type(priv, &type, &bits, why, sizeof(why)) != 0) {

@@ -78,6 +78,9 @@ typedef struct {
     OSSL_LIB_CTX *libctx;   /* default + ihsm, from our own openssl.cnf */
     wp_device dev;
     ihsm_queue *q;          /* the import session (crypto officer when given) */
+    ihsm_queue *uq;         /* a user session for device calls of our own (an
+                               officer may not sign or derive); q when there
+                               is no officer credential */
     EVP_PKEY *import_pub;   /* the device's import key (BYOK) */
     wp_key *keys;           /* cache: one import per distinct key per run */
     int verbose;
@@ -107,6 +110,7 @@ struct wp_key {
     char why[256];           /* when not IHSM_OK: the reason */
     uint32_t type, bits, usage;
     uint32_t handle;         /* in the import session */
+    uint32_t user_handle;    /* in the user session (KEY_UNMASK), when it differs */
     char name[40];           /* stored under this name (X25519), else "" */
     uint8_t *blob; size_t blob_len;   /* masked blob */
     char *pem; size_t pem_len;        /* masked key file (PEM) */
@@ -117,12 +121,14 @@ int wp_import_init(wp_run *r);
 void wp_import_free(wp_run *r);
 /* Import a private key given as an EVP_PKEY of the default provider. Never
  * NULL unless out of memory: a refused key comes back with status != OK. */
-const wp_key *wp_import_pkey(wp_run *r, EVP_PKEY *priv, uint32_t usage);
+wp_key *wp_import_pkey(wp_run *r, EVP_PKEY *priv, uint32_t usage);
 /* Import raw AES key bytes (the device's secret key type). */
-const wp_key *wp_import_secret(wp_run *r, const uint8_t *key, size_t len, uint32_t usage);
-/* A command with the key's handle first, on the import session: the
- * device's own answer, with the provider out of the way. */
+wp_key *wp_import_secret(wp_run *r, const uint8_t *key, size_t len, uint32_t usage);
+/* A command on the import session (KEY_IMPORT, KEY_DELETE...). */
 int wp_device_call(wp_run *r, uint16_t cmd, const ihsm_wr *payload, ihsm_result *res);
+/* A keyed command straight to the device on the user session: u32 handle
+ * then args. The device's own answer, with the provider out of the way. */
+int wp_key_call(wp_run *r, wp_key *k, uint16_t cmd, const ihsm_wr *args, ihsm_result *res);
 
 /* ---- report.c ---- */
 /* Counts one vector and prints a line when it failed. Returns 1 if passed. */
@@ -191,7 +197,7 @@ int wp_run_verify(wp_run *r, const wp_json *root, wp_vsetup_fn setup);
 /* ---- derive.c: key agreement through the provider and the device ---- */
 /* peer: the peer key made by the provider's key management, or NULL with
  * peer_why when it refused; pub: the vector's public bytes as they are. */
-void wp_derive_check(wp_run *r, const wp_json *test, const wp_key *k, EVP_PKEY *peer,
+void wp_derive_check(wp_run *r, const wp_json *test, wp_key *k, EVP_PKEY *peer,
                      const char *peer_why, const uint8_t *pub, size_t pub_len,
                      wp_outcome *o);
 

@@ -34,7 +34,7 @@ int wp_run_xdh(wp_run *r, const wp_json *root)
             uint8_t *d = NULL, *pub = NULL;
             size_t dlen, pub_len;
             EVP_PKEY *priv = NULL, *peer = NULL;
-            const wp_key *k;
+            wp_key *k;
             wp_outcome o = { 0 };
             char why[512] = "", err[400];
 
