@@ -71,7 +71,10 @@ static int write_conf(const char *path, const char *module, const struct sp_opts
     conf_str(f, d->socket);
     fputs("\nihsm-credential = ", f);
     conf_str(f, d->credential);
-    fputs("\nihsm-route = sign,derive,aead\n", f);
+    /* every record to the device: the provider's default keeps AEAD in
+     * process (no size where the device won here), which is not what an
+     * AEAD row measures */
+    fputs("\nihsm-route = sign,derive,aead\nihsm-aead-min-size = 0\n", f);
     if (o->batch_size != 0)
         fprintf(f, "ihsm-batch-size = %u\n", o->batch_size);
     if (o->batch_delay_us != 0)
