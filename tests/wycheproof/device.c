@@ -96,6 +96,7 @@ static int start_own(wp_device *d)
 {
     char *ihsmd = path_join(d->bindir, "ihsmd"), *ihsmctl = path_join(d->bindir, "ihsmctl");
     char *state = path_join(d->scratch, "state"), *log = path_join(d->scratch, "ihsmd.log");
+    char *officer = NULL;
     int rc = -1, status, waited;
     pid_t init;
 
@@ -150,12 +151,21 @@ static int start_own(wp_device *d)
             goto end;
         }
     }
+    /* init writes the crypto officer's credential next to the user's
+     * (CRED.officer), and imports need it; an ihsmd without roles writes
+     * none, and then the user credential imports */
+    if ((officer = path_join(d->scratch, PARTITION ".cred.officer")) != NULL
+        && access(officer, R_OK) == 0) {
+        d->officer_credential = officer;
+        officer = NULL;
+    }
     rc = 0;
 end:
     free(ihsmd);
     free(ihsmctl);
     free(state);
     free(log);
+    free(officer);
     return rc;
 }
 
@@ -191,8 +201,8 @@ int wp_device_start(wp_device *d)
     /* the provider reads these (the environment wins over openssl.cnf) */
     setenv("IHSM_SOCKET", d->socket_path, 1);
     setenv("IHSM_CREDENTIAL", d->credential, 1);
-    if (officer != NULL && officer[0] != '\0')
-        d->officer_credential = strdup(officer);
+    /* IHSM_OFFICER_CREDENTIAL, if set, belongs to another device: ours is
+     * the one init wrote (start_own) */
     return 0;
 }
 
