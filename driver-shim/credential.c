@@ -107,8 +107,13 @@ int ihsm_credential_load(const char *path, ihsm_credential *c, char *err, size_t
             else
                 have_pin = 1;
         } else if (strcmp(key, "role") == 0) {
-            if (strcmp(val, "user") != 0)
-                rc = fail(err, errlen, "credential file %s line %d: unknown role '%s'", path, lineno, val);
+            if (strcmp(val, "user") == 0)
+                c->role = IHSM_ROLE_USER;
+            else if (strcmp(val, "officer") == 0)
+                c->role = IHSM_ROLE_OFFICER;
+            else
+                rc = fail(err, errlen, "credential file %s line %d: unknown role '%s' (user or "
+                          "officer)", path, lineno, val);
         } else {
             rc = fail(err, errlen, "credential file %s line %d: unknown key '%s'", path, lineno, key);
         }
@@ -140,7 +145,9 @@ int ihsm_credential_save(const char *path, const ihsm_credential *c, int overwri
     for (size_t i = 0; i < IHSM_PIN_LEN; i++)
         snprintf(hex + 2 * i, 3, "%02x", c->pin[i]);
     ok = fprintf(f, "# ihsm partition credential: keep it secret (mode 0600)\n"
-                    "partition = %s\npin = %s\n", c->partition, hex) > 0;
+                    "partition = %s\npin = %s\nrole = %s\n", c->partition, hex,
+                 ihsm_credential_role_name(c->role == IHSM_ROLE_OFFICER ? IHSM_ROLE_OFFICER
+                                                                        : IHSM_ROLE_USER)) > 0;
     OPENSSL_cleanse(hex, sizeof(hex));
     ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
     if (fclose(f) != 0)
@@ -151,4 +158,23 @@ int ihsm_credential_save(const char *path, const ihsm_credential *c, int overwri
 void ihsm_credential_clear(ihsm_credential *c)
 {
     OPENSSL_cleanse(c, sizeof(*c));
+}
+
+const char *ihsm_credential_officer_path(const char *explicit_path)
+{
+    const char *env;
+
+    if (explicit_path != NULL && *explicit_path != '\0')
+        return explicit_path;
+    env = getenv("IHSM_OFFICER_CREDENTIAL");
+    return (env != NULL && *env != '\0') ? env : NULL;
+}
+
+const char *ihsm_credential_role_name(uint32_t role)
+{
+    switch (role) {
+    case IHSM_ROLE_USER: return "user";
+    case IHSM_ROLE_OFFICER: return "officer";
+    default: return "unknown";
+    }
 }

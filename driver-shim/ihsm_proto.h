@@ -54,6 +54,8 @@ enum ihsm_cmd {
     IHSM_CMD_SELF_TEST      = 0x31,
     IHSM_CMD_STATS          = 0x32,
     IHSM_CMD_ZEROIZE        = 0x33,
+    IHSM_CMD_AUDIT_VERIFY   = 0x34, /* check the audit log's MAC chain */
+    IHSM_CMD_AUDIT_READ     = 0x35, /* the audit log's bytes (admin uids) */
 };
 
 /* Status codes (u16) carried in completions. Values >= 100 never appear on
@@ -139,6 +141,9 @@ enum ihsm_aead {
 
 /* Session roles (u32) */
 #define IHSM_ROLE_USER 1
+/* Crypto officer: import, delete, zeroize, key generation, list, audit;
+ * never sign, derive, AEAD or unmask. Its own PIN (INIT_PARTITION). */
+#define IHSM_ROLE_OFFICER 2
 
 /* Key flags in KEY_GENERATE / KEY_IMPORT */
 #define IHSM_KEYF_PERSIST 0x01u /* store as a named key in the partition */
@@ -146,6 +151,19 @@ enum ihsm_aead {
  * with usage derive, never stored; the answer's masked blob is empty and the
  * key is not audited; it is gone at KEY_RELEASE or when the session closes. */
 #define IHSM_KEYF_EPHEMERAL 0x02u
+
+/* AUDIT_VERIFY flags and results (docs/protocol.md) */
+#define IHSM_AUDITF_CLIENT 0x01u /* verify the lines sent, not the device's own log */
+#define IHSM_AUDITF_FINAL  0x02u /* last chunk: compare the chain's end with the head */
+enum ihsm_audit_result {
+    IHSM_AUDIT_OK            = 0,
+    IHSM_AUDIT_MAC_MISMATCH  = 1, /* a record was altered (or is not this device's) */
+    IHSM_AUDIT_SEQ_GAP       = 2, /* records missing before this one */
+    IHSM_AUDIT_OUT_OF_ORDER  = 3, /* records moved or replayed */
+    IHSM_AUDIT_MALFORMED     = 4, /* a line that is not a record */
+    IHSM_AUDIT_HEAD_MISMATCH = 5, /* the chain does not end at the device's head: truncated */
+    IHSM_AUDIT_NO_MAC        = 6, /* written while the device had no audit key */
+};
 
 /* Device states in INFO */
 #define IHSM_STATE_OPERATIONAL 0

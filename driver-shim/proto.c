@@ -24,7 +24,9 @@ static const struct status_text status_texts[] = {
     { IHSM_ERR_LOCKED, "IHSM_ERR_LOCKED",
       "partition locked after repeated wrong PINs: wait and retry with the right credential" },
     { IHSM_ERR_PERMISSION, "IHSM_ERR_PERMISSION",
-      "permission denied: this user is not allowed on the partition (ihsmctl init --allow-uid) or lacks the role" },
+      "permission denied: this uid is not allowed on the partition (ihsmctl init --allow-uid), or the "
+      "session's role may not do this (sign, derive, AEAD and unmask need the user credential; import, "
+      "delete and zeroize the crypto-officer credential, IHSM_OFFICER_CREDENTIAL)" },
     { IHSM_ERR_NO_PARTITION, "IHSM_ERR_NO_PARTITION",
       "no such partition: create it with `ihsmctl init --partition NAME`" },
     { IHSM_ERR_EXISTS, "IHSM_ERR_EXISTS", "the name is already taken: choose another or delete the old one" },
@@ -102,6 +104,8 @@ const char *ihsm_cmd_name(int cmd)
     case IHSM_CMD_SELF_TEST: return "SELF_TEST";
     case IHSM_CMD_STATS: return "STATS";
     case IHSM_CMD_ZEROIZE: return "ZEROIZE";
+    case IHSM_CMD_AUDIT_VERIFY: return "AUDIT_VERIFY";
+    case IHSM_CMD_AUDIT_READ: return "AUDIT_READ";
     default: return "UNKNOWN";
     }
 }
