@@ -126,6 +126,11 @@ static size_t pow2_at_least(size_t n)
 
 static size_t secure_size;
 
+size_t ihsm_crypto_secure_heap_size(void)
+{
+    return CRYPTO_secure_malloc_initialized() ? secure_size : 0;
+}
+
 int ihsm_crypto_secure_room(void)
 {
     if (secure_size == 0)
@@ -202,6 +207,10 @@ int ihsm_crypto_init(size_t secure_heap_bytes)
 {
     ihsm_crypto_debug_on(); /* read IHSM_DEBUG once, before any threads */
     if (libctx == NULL) {
+        /* before libcrypto's first allocation, or it is refused */
+        if (!ihsm_crypto_mem_init())
+            fprintf(stderr, "ihsmd: warning: libcrypto allocated memory before the "
+                            "crypto core started: its freed blocks are not wiped\n");
         /* The process-wide context must never read openssl.cnf: it could
          * load the ihsm provider inside the device itself. */
         OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
@@ -220,7 +229,9 @@ int ihsm_crypto_init(size_t secure_heap_bytes)
         ihsm_crypto_set_failed("an algorithm is missing from the default provider");
         return IHSM_ERR_DEVICE_FAILED;
     }
-    ihsm_crypto_debug("OpenSSL %s, secure heap %s", OpenSSL_version(OPENSSL_VERSION),
-                      CRYPTO_secure_malloc_initialized() ? "on" : "off");
+    ihsm_crypto_debug("OpenSSL %s, secure heap %s, freed heap blocks %s",
+                      OpenSSL_version(OPENSSL_VERSION),
+                      CRYPTO_secure_malloc_initialized() ? "on" : "off",
+                      ihsm_crypto_mem_wiping() ? "wiped" : "NOT wiped");
     return ihsm_crypto_selftest(NULL);
 }

@@ -82,6 +82,11 @@ int ihsm_key_import_private(ihsm_key *k, const uint8_t *der, size_t len);
 /* Pairwise consistency test for every usage of the key pair. */
 int ihsm_key_pct(const ihsm_key *k);
 
+/* ---- crypto_mem.c ---- */
+/* libcrypto's frees wipe the block first (CRYPTO_set_mem_functions): 1 if
+ * installed, 0 if libcrypto had already allocated (too late). */
+int ihsm_crypto_mem_init(void);
+
 /* ---- crypto_kdf.c ---- */
 int ihsm_crypto_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt,
                             size_t salt_len, const uint8_t *info, size_t info_len,

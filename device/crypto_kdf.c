@@ -1,6 +1,7 @@
 /*
- * Key derivation: the partition masking key (HKDF-SHA256) and the PIN
- * verifier (PBKDF2-HMAC-SHA256), both through EVP_KDF in our own library
+ * Key derivation: the partition masking key and the audit key
+ * (HKDF-SHA256 of the root secret, each with its own info string) and the
+ * PIN verifier (PBKDF2-HMAC-SHA256), all through EVP_KDF in our own library
  * context (PKCS5_PBKDF2_HMAC would use the process-wide one).
  */
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "crypto_internal.h"
 
 #define MASK_INFO "ihsm partition mask v1"
+#define AUDIT_INFO "ihsm audit log v1"
 
 /* One EVP_KDF derivation; params must end with OSSL_PARAM_END. */
 static int kdf(const char *alg, const OSSL_PARAM *params, uint8_t *out, size_t outlen)
@@ -52,6 +54,16 @@ int ihsm_derive_mask_key(const uint8_t root[32], const uint8_t part_id[16],
         return IHSM_ERR_DEVICE_FAILED;
     return ihsm_crypto_hkdf_sha256(root, 32, part_id, 16, (const uint8_t *)MASK_INFO,
                                    strlen(MASK_INFO), mask_key, 32);
+}
+
+/* Allowed in the failed state: what happens to a failed device (its
+ * zeroization above all) must still be recorded in a verifiable log. */
+int ihsm_derive_audit_key(const uint8_t root[32], uint8_t key[32])
+{
+    static const uint8_t no_salt[32]; /* RFC 5869's default: HashLen zeros */
+
+    return ihsm_crypto_hkdf_sha256(root, 32, no_salt, sizeof(no_salt), (const uint8_t *)AUDIT_INFO,
+                                   strlen(AUDIT_INFO), key, 32);
 }
 
 /* Allowed in the failed state: an operator must still be able to open a

@@ -4,9 +4,11 @@
  * The crypto core is behind dev_crypto.h only: nothing here touches key
  * bytes, it holds opaque ihsm_key pointers.
  *
- * Lock order (outer first): partitions registry -> partition auth ->
- * session -> partition key table. The work queue and the buffer pool are
- * leaves. No lock is held while a crypto operation runs.
+ * Lock order (outer first): partitions registry -> partition epoch ->
+ * partition auth -> session -> partition key table. The work queue, the
+ * buffer pool and the audit log are leaves. No mutex is held while a crypto
+ * operation runs; the partition epoch (a read lock) is, around masking and
+ * unmasking, so that ZEROIZE can switch the partition id atomically.
  */
 #ifndef IHSM_DEV_H
 #define IHSM_DEV_H
@@ -35,6 +37,7 @@
 #define DEV_SEND_TIMEOUT_S 5    /* a client that stops reading is dropped */
 
 struct ihsmd;
+struct dev_ctx;
 struct dev_conn;
 struct dev_session;
 struct dev_partition;
@@ -54,6 +57,10 @@ int dev_unhex(uint8_t *out, size_t n, const char *in); /* 0 ok: exactly 2n hex *
  * name is taken), fsync of the directory. Returns 0 or -errno. */
 int dev_write_atomic(const char *dir, const char *name, const void *data,
                      size_t len, int exclusive);
+/* The same; sync 0 skips both fsyncs: still whole-or-old for readers and
+ * after a clean stop, but a crash may keep the old file. */
+int dev_write_atomic_ex(const char *dir, const char *name, const void *data,
+                        size_t len, int exclusive, int sync);
 /* Whole file, at most max bytes (-EFBIG past it). Returns 0 or -errno;
  * free *buf with dev_free_file(*buf, *len) (cleansed). */
 int dev_read_file(const char *path, size_t max, uint8_t **buf, size_t *len);
@@ -92,14 +99,38 @@ struct dev_stats {
 void dev_stats_max(atomic_ullong *a, unsigned long long v);
 int dev_stats_write(struct ihsmd *d, ihsm_wr *out);
 
-/* ---------------- dev_audit.c ---------------- */
+/* ---------------- dev_audit.c: the MAC-chained audit log ---------------- */
+/* After dev_state_open has the root secret: derives the audit key, reads
+ * the head (audit.head), checks the log's end against it. */
 int dev_audit_open(struct ihsmd *d);
 void dev_audit_close(struct ihsmd *d);
-/* One line: time, uid, pid, event, partition, key, outcome. conn may be
- * NULL (the daemon itself); part and key may be NULL. */
+/* One record: time, sequence number, uid, pid, event, partition, key,
+ * outcome, MAC. conn may be NULL (the daemon itself); part and key may be
+ * NULL. */
 void dev_audit(struct ihsmd *d, const struct dev_conn *conn, const char *event,
                const char *part, const uint8_t *key, size_t key_len,
                const char *outcome);
+/* dev_audit_verify.c: AUDIT_VERIFY and AUDIT_READ */
+int dev_cmd_audit_verify(struct dev_ctx *c);
+int dev_cmd_audit_read(struct dev_ctx *c);
+/* What a chain check found (also the state carried between chunks). */
+struct dev_audit_check {
+    uint64_t next_seq;  /* the sequence number the next record must have */
+    uint8_t prev_mac[32];
+    uint64_t line;      /* lines read so far */
+    uint64_t records;   /* records verified */
+    uint32_t result;    /* enum ihsm_audit_result */
+    uint64_t bad_seq, bad_line;
+    char why[256];
+};
+/* Check the complete lines in buf[0..len) against the chain. Stops at the
+ * first bad record (result != IHSM_AUDIT_OK). */
+void dev_audit_check_lines(struct ihsmd *d, struct dev_audit_check *ck,
+                           const char *buf, size_t len);
+/* The head as it is now: last sequence number, its MAC, the log's size. */
+void dev_audit_head(struct ihsmd *d, uint64_t *seq, uint8_t mac[32], uint64_t *size);
+/* Compare a checked chain's end with the head (seq, mac): sets ck->result. */
+void dev_audit_check_head(struct dev_audit_check *ck, uint64_t seq, const uint8_t mac[32]);
 
 /* ---------------- dev_keys.c: the per-partition key table ---------------- */
 struct dev_keyobj {
@@ -181,7 +212,10 @@ struct dev_partition {
     pthread_mutex_t auth_mu; /* verifier, failure counter, partition.conf */
     uint8_t salt[16];
     uint32_t iterations;
-    uint8_t verifier[32];
+    uint8_t verifier[32];         /* user PIN */
+    uint8_t officer_verifier[32]; /* crypto officer PIN */
+    int has_officer;              /* 0: made before roles, no officer */
+    pthread_rwlock_t epoch_lock;  /* id and mask_key: read to use, write to rotate */
     uint32_t failures;
     int64_t lockout_until; /* unix milliseconds */
     struct dev_keytab keys;
@@ -197,15 +231,27 @@ void dev_partitions_destroy(struct ihsmd *d);
  * IHSM_ERR_STORAGE. */
 int dev_partition_get(struct ihsmd *d, const uint8_t *name, size_t len,
                       struct dev_partition **out);
-/* Create; pin receives the new PIN. IHSM_OK or IHSM_ERR_EXISTS... */
+/* Create; pin and officer_pin receive the new PINs (user, crypto
+ * officer). IHSM_OK or IHSM_ERR_EXISTS... */
 int dev_partition_create(struct ihsmd *d, const uint8_t *name, size_t len,
                          const uint32_t *uids, size_t n_uids,
-                         uint8_t pin[IHSM_PIN_LEN]);
+                         uint8_t pin[IHSM_PIN_LEN], uint8_t officer_pin[IHSM_PIN_LEN]);
 int dev_partition_allows(const struct dev_partition *p, uid_t uid);
-/* PIN check with the lockout policy: IHSM_OK, IHSM_ERR_AUTH, IHSM_ERR_LOCKED. */
+/* PIN check with the lockout policy for role (IHSM_ROLE_*): IHSM_OK,
+ * IHSM_ERR_AUTH, IHSM_ERR_LOCKED, or IHSM_ERR_PERMISSION when the PIN is
+ * right but for the other role. */
 int dev_partition_login(struct ihsmd *d, struct dev_partition *p,
                         const struct dev_conn *conn, const uint8_t *pin,
-                        size_t pin_len);
+                        size_t pin_len, uint32_t role);
+/* Hold the epoch (partition id, masking key) while using them. */
+void dev_partition_epoch_hold(struct dev_partition *p);
+void dev_partition_epoch_drop(struct dev_partition *p);
+/* ZEROIZE: a new partition id and masking key (masked blobs made before
+ * no longer unmask), every key file removed, every loaded key unloaded.
+ * IHSM_OK, or IHSM_ERR_STORAGE if the new id could not be stored (the
+ * keys are destroyed all the same). */
+int dev_partition_zeroize(struct ihsmd *d, struct dev_partition *p, size_t *files,
+                          size_t *keys);
 
 /* ---------------- dev_session.c ---------------- */
 struct dev_session {
@@ -213,6 +259,7 @@ struct dev_session {
     atomic_int refs;
     struct dev_conn *conn; /* identity only: the owner */
     struct dev_partition *part;
+    uint32_t role; /* IHSM_ROLE_USER or IHSM_ROLE_OFFICER */
     struct dev_session *conn_next; /* the connection's list, under conn->sess_mu */
     pthread_mutex_t mu;
     int closed;
@@ -227,7 +274,7 @@ int dev_sessions_init(struct ihsmd *d);
 void dev_sessions_destroy(struct ihsmd *d);
 /* IHSM_OK (id in *id), IHSM_ERR_LIMIT_SESSIONS, IHSM_ERR_SHUTTING_DOWN */
 int dev_session_open(struct ihsmd *d, struct dev_conn *c,
-                     struct dev_partition *p, uint32_t *id);
+                     struct dev_partition *p, uint32_t role, uint32_t *id);
 /* Referenced session if id is open and belongs to c; NULL otherwise. */
 struct dev_session *dev_session_get(struct ihsmd *d, struct dev_conn *c,
                                     uint32_t id);
@@ -405,7 +452,14 @@ struct ihsmd {
     pthread_t import_tid;
 
     int audit_fd;
-    pthread_mutex_t audit_mu;
+    pthread_mutex_t audit_mu;  /* the log's end: seq, mac, size */
+    uint8_t *audit_key;        /* 32 bytes, secure heap; NULL: records unMACed */
+    uint64_t audit_seq;        /* last record written */
+    uint8_t audit_mac[32];     /* its MAC */
+    uint64_t audit_size;       /* bytes in audit.log */
+    pthread_mutex_t audit_head_mu; /* one writer of audit.head at a time */
+    atomic_int audit_dirty;    /* records not yet in audit.head */
+    atomic_int audit_sync;     /* the next head write is synced (clean stop) */
 
     struct dev_stats stats;
     struct dev_partitions parts;
@@ -417,6 +471,8 @@ struct ihsmd {
 
 /* The device refuses crypto: failed at start or a later health test. */
 int dev_failed(const struct ihsmd *d);
+/* root, ihsmd's own uid, or an --admin-uid (INIT_PARTITION, audit). */
+int dev_may_admin(const struct ihsmd *d, uid_t uid);
 int64_t dev_now_mono(void);
 
 #endif

@@ -1,6 +1,10 @@
 /*
  * Device and session commands: INFO, OPEN_SESSION, CLOSE_SESSION,
  * INIT_PARTITION, SELF_TEST, STATS.
+ *
+ * OPEN_SESSION's role is the one the PIN is for: a partition has a user PIN
+ * (the TLS servers': sign, derive, AEAD) and a crypto-officer PIN (import,
+ * delete, zeroize); dev_cmd.c enforces what each role may do.
  */
 #include "dev.h"
 
@@ -32,7 +36,7 @@ int dev_cmd_open_session(struct dev_ctx *c)
     role = ihsm_rd_u32(c->rd);
     if (ihsm_rd_end(c->rd) != 0)
         return IHSM_ERR_MALFORMED;
-    if (role != IHSM_ROLE_USER || pin_len != IHSM_PIN_LEN)
+    if ((role != IHSM_ROLE_USER && role != IHSM_ROLE_OFFICER) || pin_len != IHSM_PIN_LEN)
         return IHSM_ERR_BAD_INPUT;
     st = dev_partition_get(c->d, name, name_len, &p);
     if (st != IHSM_OK)
@@ -43,17 +47,19 @@ int dev_cmd_open_session(struct dev_ctx *c)
                 p->name, (long)c->conn->uid, (long)c->conn->pid);
         return IHSM_ERR_PERMISSION;
     }
-    st = dev_partition_login(c->d, p, c->conn, pin, pin_len);
+    st = dev_partition_login(c->d, p, c->conn, pin, pin_len, role);
     if (st != IHSM_OK)
         return st;
-    st = dev_session_open(c->d, c->conn, p, &id);
+    st = dev_session_open(c->d, c->conn, p, role, &id);
     if (st != IHSM_OK) {
         dev_log("partition %s: session refused for pid %ld: %s", p->name,
                 (long)c->conn->pid, ihsm_status_name(st));
         return st;
     }
-    dev_audit(c->d, c->conn, "session_open", p->name, NULL, 0, "ok");
-    dev_debug("session %08x opened on partition %s by uid %ld pid %ld", id, p->name,
+    dev_audit(c->d, c->conn, "session_open", p->name, NULL, 0,
+              role == IHSM_ROLE_OFFICER ? "ok_officer" : "ok_user");
+    dev_debug("%s session %08x opened on partition %s by uid %ld pid %ld",
+              role == IHSM_ROLE_OFFICER ? "officer" : "user", id, p->name,
               (long)c->conn->uid, (long)c->conn->pid);
     ihsm_wr_u32(c->out, id);
     return IHSM_OK;
@@ -66,7 +72,7 @@ int dev_cmd_close_session(struct dev_ctx *c)
     return dev_session_close(c->d, c->conn, c->sess->id);
 }
 
-static int may_admin(const struct ihsmd *d, uid_t uid)
+int dev_may_admin(const struct ihsmd *d, uid_t uid)
 {
     if (uid == 0 || uid == d->own_uid)
         return 1;
@@ -79,7 +85,7 @@ static int may_admin(const struct ihsmd *d, uid_t uid)
 int dev_cmd_init_partition(struct dev_ctx *c)
 {
     uint32_t uids[DEV_MAX_UIDS], n;
-    uint8_t pin[IHSM_PIN_LEN];
+    uint8_t pin[IHSM_PIN_LEN], officer_pin[IHSM_PIN_LEN];
     const uint8_t *name;
     size_t name_len;
     char pname[DEV_MAX_NAME + 1];
@@ -93,7 +99,7 @@ int dev_cmd_init_partition(struct dev_ctx *c)
         uids[i] = ihsm_rd_u32(c->rd);
     if (ihsm_rd_end(c->rd) != 0)
         return IHSM_ERR_MALFORMED;
-    if (!may_admin(c->d, c->conn->uid)) {
+    if (!dev_may_admin(c->d, c->conn->uid)) {
         dev_audit(c->d, c->conn, "init_partition", NULL, name, name_len, "permission_denied");
         dev_log("INIT_PARTITION refused to uid %ld: not root, ihsmd's uid or an --admin-uid",
                 (long)c->conn->uid);
@@ -107,7 +113,7 @@ int dev_cmd_init_partition(struct dev_ctx *c)
     }
     memcpy(pname, name, name_len);
     pname[name_len] = '\0';
-    st = dev_partition_create(c->d, name, name_len, uids, n, pin);
+    st = dev_partition_create(c->d, name, name_len, uids, n, pin, officer_pin);
     dev_audit(c->d, c->conn, "init_partition", pname, NULL, 0,
               st == IHSM_OK ? "ok" : ihsm_status_name(st));
     if (st != IHSM_OK)
@@ -115,7 +121,9 @@ int dev_cmd_init_partition(struct dev_ctx *c)
     dev_log("partition %s created by uid %ld (%u allowed uids)", pname,
             (long)c->conn->uid, n);
     ihsm_wr_bytes(c->out, pin, sizeof(pin));
+    ihsm_wr_bytes(c->out, officer_pin, sizeof(officer_pin));
     OPENSSL_cleanse(pin, sizeof(pin));
+    OPENSSL_cleanse(officer_pin, sizeof(officer_pin));
     return IHSM_OK;
 }
 

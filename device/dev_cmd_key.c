@@ -3,6 +3,11 @@
  * KEY_UNMASK, KEY_MASK, KEY_DELETE, KEY_PUBLIC, KEY_FIND, KEY_LIST,
  * KEY_RELEASE, ZEROIZE. Key bytes stay inside the crypto core: these handle
  * opaque keys, masked blobs and their files, and the partition's handles.
+ *
+ * Masking, unmasking and putting a key in the partition's table happen with
+ * the partition's epoch held (dev_partition_epoch_hold): a ZEROIZE waits for
+ * them and they see either the old partition id and masking key or the new,
+ * never a mix, and no key made under the old epoch survives it.
  */
 #include "dev.h"
 #include "ihsm_keyfile.h" /* IHSM_MAX_BLOB */
@@ -84,6 +89,7 @@ static int make_key(struct dev_ctx *c, int import)
     if (st != IHSM_OK)
         goto fail;
 
+    dev_partition_epoch_hold(p);
     hmark = c->out->len;
     ihsm_wr_u32(c->out, 0); /* the handle, once the key is in the table */
     if (ephemeral) {
@@ -98,13 +104,17 @@ static int make_key(struct dev_ctx *c, int import)
         st = c->out->err ? IHSM_ERR_LIMIT_FRAME : IHSM_OK;
         goto hold;
     }
+    if (p->mask_key == NULL) { /* a ZEROIZE could not derive the new one */
+        st = IHSM_ERR_DEVICE_FAILED;
+        goto fail_epoch;
+    }
     bmark = ihsm_wr_bytes_begin(c->out);
     st = ihsm_key_mask(k, p->mask_key, p->id, c->out);
     ihsm_wr_bytes_end(c->out, bmark);
     if (st == IHSM_OK && c->out->err)
         st = IHSM_ERR_LIMIT_FRAME;
     if (st != IHSM_OK)
-        goto fail;
+        goto fail_epoch;
     dev_blob_hash(c->out->p + bmark + 4, c->out->len - bmark - 4, hash);
     if (persist) {
         ihsm_wr rec;
@@ -115,17 +125,18 @@ static int make_key(struct dev_ctx *c, int import)
             st = dev_keystore_store(p, label, label_len, rec.p, rec.len);
         ihsm_wr_free(&rec);
         if (st != IHSM_OK)
-            goto fail;
+            goto fail_epoch;
     }
 hold:
     if (st != IHSM_OK)
-        goto fail;
+        goto fail_epoch;
     st = dev_keys_hold(c->d, &p->keys, c->sess, hash, &k, &o);
     if (st != IHSM_OK) {
         if (persist)
             dev_keystore_remove(p, label, label_len);
-        goto fail;
+        goto fail_epoch;
     }
+    dev_partition_epoch_drop(p);
     patch_u32(c->out, hmark, o->handle);
     st = ihsm_key_write_public(o->key, c->out);
     dev_debug("%s: partition %s handle %08x type %u%s", event, p->name, o->handle,
@@ -134,6 +145,8 @@ hold:
     if (!ephemeral)
         audit_key(c, event, label, label_len, st);
     return st;
+fail_epoch:
+    dev_partition_epoch_drop(p);
 fail:
     ihsm_key_free(k);
     if (!ephemeral)
@@ -173,13 +186,15 @@ static int load_blob(struct dev_ctx *c, const uint8_t *blob, size_t len,
     int st;
 
     dev_blob_hash(blob, len, hash);
+    dev_partition_epoch_hold(p);
     st = dev_keys_hold(c->d, &p->keys, c->sess, hash, NULL, o);
-    if (st != IHSM_ERR_NOT_FOUND)
-        return st;
-    st = ihsm_key_unmask(blob, len, p->mask_key, p->id, &k);
-    if (st != IHSM_OK)
-        return st;
-    st = dev_keys_hold(c->d, &p->keys, c->sess, hash, &k, o);
+    if (st == IHSM_ERR_NOT_FOUND) {
+        st = p->mask_key == NULL ? IHSM_ERR_DEVICE_FAILED
+                                 : ihsm_key_unmask(blob, len, p->mask_key, p->id, &k);
+        if (st == IHSM_OK)
+            st = dev_keys_hold(c->d, &p->keys, c->sess, hash, &k, o);
+    }
+    dev_partition_epoch_drop(p);
     ihsm_key_free(k); /* NULL unless the hold failed */
     return st;
 }
@@ -237,9 +252,12 @@ int dev_cmd_key_mask(struct dev_ctx *c)
         dev_keyobj_put(c->d, o);
         return IHSM_ERR_DEVICE_FAILED;
     }
+    dev_partition_epoch_hold(p);
     mark = ihsm_wr_bytes_begin(c->out);
-    st = ihsm_key_mask(o->key, p->mask_key, p->id, c->out);
+    st = p->mask_key == NULL ? IHSM_ERR_DEVICE_FAILED
+                             : ihsm_key_mask(o->key, p->mask_key, p->id, c->out);
     ihsm_wr_bytes_end(c->out, mark);
+    dev_partition_epoch_drop(p);
     dev_keyobj_put(c->d, o);
     return st;
 }
@@ -369,16 +387,19 @@ int dev_cmd_key_list(struct dev_ctx *c)
 int dev_cmd_zeroize(struct dev_ctx *c)
 {
     struct dev_partition *p = c->sess->part;
-    size_t files, keys;
-    char what[64];
+    size_t files = 0, keys = 0;
+    char what[80];
+    int st;
 
     if (ihsm_rd_end(c->rd) != 0)
         return IHSM_ERR_MALFORMED;
-    files = dev_keystore_wipe(p);
-    keys = dev_keys_zeroize(c->d, &p->keys);
-    snprintf(what, sizeof(what), "ok_loaded_%zu_stored_%zu", keys, files);
+    st = dev_partition_zeroize(c->d, p, &files, &keys);
+    snprintf(what, sizeof(what), "%s_loaded_%zu_stored_%zu_new_epoch",
+             st == IHSM_OK ? "ok" : "storage_error", keys, files);
     dev_audit(c->d, c->conn, "zeroize", p->name, NULL, 0, what);
-    dev_log("partition %s zeroized by uid %ld pid %ld: %zu loaded keys, %zu stored keys",
-            p->name, (long)c->conn->uid, (long)c->conn->pid, keys, files);
-    return IHSM_OK;
+    dev_log("partition %s zeroized by uid %ld pid %ld: %zu loaded keys, %zu stored keys, "
+            "%s", p->name, (long)c->conn->uid, (long)c->conn->pid, keys, files,
+            st == IHSM_OK ? "new partition id (older masked key files no longer unmask)"
+                          : "the partition id could NOT be changed");
+    return st;
 }

@@ -75,4 +75,19 @@ int ihsm_random_bytes(uint8_t *buf, size_t n);
 int ihsm_pin_hash(const uint8_t *pin, size_t pin_len, const uint8_t salt[16],
                   uint32_t iterations, uint8_t out[32]);
 
+/* ---- the audit log's MAC chain (dev_audit.c) ---- */
+/* The audit key: HKDF-SHA256 of the device root secret with its own info
+ * string ("ihsm audit log v1"), so it is independent of every masking key.
+ * Works in the failed state: a failed device's zeroization is audited. */
+int ihsm_derive_audit_key(const uint8_t root[32], uint8_t key[32]);
+/* One link of the chain: HMAC-SHA256(key, prev || rec). */
+int ihsm_audit_mac(const uint8_t key[32], const uint8_t prev[32], const uint8_t *rec,
+                   size_t len, uint8_t out[32]);
+
+/* Memory hardening in effect, for STATS and the tests that assert it: the
+ * secure heap's size (0: none), and 1 if every block libcrypto frees from
+ * the ordinary heap is wiped first (crypto_mem.c). */
+size_t ihsm_crypto_secure_heap_size(void);
+int ihsm_crypto_mem_wiping(void);
+
 #endif

@@ -114,6 +114,12 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 int dev_write_atomic(const char *dir, const char *name, const void *data,
                      size_t len, int exclusive)
 {
+    return dev_write_atomic_ex(dir, name, data, len, exclusive, 1);
+}
+
+int dev_write_atomic_ex(const char *dir, const char *name, const void *data,
+                        size_t len, int exclusive, int sync)
+{
     static atomic_uint seq;
     char tmp[4096], final[4096], tname[128];
     int fd, r;
@@ -128,7 +134,7 @@ int dev_write_atomic(const char *dir, const char *name, const void *data,
     if (fd < 0)
         return -errno;
     r = write_all(fd, data, len);
-    if (r == 0 && fsync(fd) != 0)
+    if (r == 0 && sync && fsync(fd) != 0)
         r = -errno;
     if (close(fd) != 0 && r == 0)
         r = -errno;
@@ -146,7 +152,7 @@ int dev_write_atomic(const char *dir, const char *name, const void *data,
         unlink(tmp);
         return r;
     }
-    return dev_fsync_dir(dir);
+    return sync ? dev_fsync_dir(dir) : 0;
 }
 
 int dev_read_file(const char *path, size_t max, uint8_t **buf, size_t *len)

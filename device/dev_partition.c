@@ -4,14 +4,23 @@
  * stops; ihsmd is the only writer of its files.
  *
  * partition.conf holds the partition id, the uids allowed to open
- * sessions, the PIN verifier (salt, PBKDF2 iterations, hash: the PIN itself
- * is never stored) and the lockout state, which must survive a restart so a
- * restart is not a way round it.
+ * sessions, the two PIN verifiers (salt, PBKDF2 iterations, one hash for
+ * the user PIN and one for the crypto officer's: the PINs themselves are
+ * never stored) and the lockout state, which must survive a restart so a
+ * restart is not a way round it. Both PINs are 256 random bits, so one salt
+ * serves both and one PBKDF2 run is compared with both hashes.
+ *
+ * The partition id salts the masking key and is bound into every masked
+ * blob. ZEROIZE draws a new one (dev_partition_zeroize), so masked key
+ * files made before it no longer unmask (IHSM_ERR_BAD_BLOB): zeroization
+ * reaches the copies outside the device too. The epoch lock keeps that
+ * switch atomic with every use of the id and masking key.
  */
 #include "dev.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,6 +46,7 @@ static void part_free(struct ihsmd *d, struct dev_partition *p)
     if (p->mask_key != NULL)
         OPENSSL_secure_clear_free(p->mask_key, 32);
     pthread_mutex_destroy(&p->auth_mu);
+    pthread_rwlock_destroy(&p->epoch_lock);
     OPENSSL_cleanse(p, sizeof(*p));
     free(p);
 }
@@ -57,12 +67,13 @@ void dev_partitions_destroy(struct ihsmd *d)
 
 static int conf_format(const struct dev_partition *p, char *buf, size_t cap)
 {
-    char id[33], salt[33], hash[65];
+    char id[33], salt[33], hash[65], ohash[65];
     size_t n;
 
     dev_hex(id, p->id, 16);
     dev_hex(salt, p->salt, 16);
     dev_hex(hash, p->verifier, 32);
+    dev_hex(ohash, p->officer_verifier, 32);
     n = (size_t)snprintf(buf, cap,
                          "# ihsm partition %s: written by ihsmd, edit only while it is stopped\n"
                          "version = 1\nid = %s\nuids = ",
@@ -72,10 +83,14 @@ static int conf_format(const struct dev_partition *p, char *buf, size_t cap)
     if (n < cap)
         n += (size_t)snprintf(buf + n, cap - n,
                               "\npin_salt = %s\npin_iterations = %u\npin_hash = %s\n"
+                              "%s%s%s"
                               "failures = %u\nlockout_until_ms = %lld\n",
-                              salt, p->iterations, hash, p->failures,
-                              (long long)p->lockout_until);
+                              salt, p->iterations, hash,
+                              p->has_officer ? "officer_pin_hash = " : "",
+                              p->has_officer ? ohash : "", p->has_officer ? "\n" : "",
+                              p->failures, (long long)p->lockout_until);
     OPENSSL_cleanse(hash, sizeof(hash));
+    OPENSSL_cleanse(ohash, sizeof(ohash));
     return n < cap ? (int)n : -1;
 }
 
@@ -162,6 +177,11 @@ static int conf_parse(struct dev_partition *p, char *text)
             if (dev_unhex(p->verifier, 32, v) != 0)
                 return -1;
             seen |= 16;
+        } else if (strcmp(k, "officer_pin_hash") == 0) {
+            /* absent in partitions made before roles: no officer sessions */
+            if (dev_unhex(p->officer_verifier, 32, v) != 0)
+                return -1;
+            p->has_officer = 1;
         } else if (strcmp(k, "failures") == 0) {
             p->failures = (uint32_t)strtoul(v, &end, 10);
         } else if (strcmp(k, "lockout_until_ms") == 0) {
@@ -188,6 +208,15 @@ static struct dev_partition *part_new(struct ihsmd *d, const uint8_t *name, size
         return NULL;
     }
     pthread_mutex_init(&p->auth_mu, NULL);
+    {
+        pthread_rwlockattr_t a;
+
+        /* a steady stream of unmasks must not hold a ZEROIZE off forever */
+        pthread_rwlockattr_init(&a);
+        pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&p->epoch_lock, &a);
+        pthread_rwlockattr_destroy(&a);
+    }
     return p;
 }
 
@@ -284,7 +313,7 @@ static void remove_tmpdir(const char *tmp)
 
 int dev_partition_create(struct ihsmd *d, const uint8_t *name, size_t len,
                          const uint32_t *uids, size_t n_uids,
-                         uint8_t pin[IHSM_PIN_LEN])
+                         uint8_t pin[IHSM_PIN_LEN], uint8_t officer_pin[IHSM_PIN_LEN])
 {
     struct dev_partition *p = NULL;
     char tmp[4096], tname[DEV_MAX_NAME + 32], keys[4096];
@@ -312,10 +341,14 @@ int dev_partition_create(struct ihsmd *d, const uint8_t *name, size_t len,
     if (ihsm_random_bytes(p->id, sizeof(p->id)) != IHSM_OK
         || ihsm_random_bytes(p->salt, sizeof(p->salt)) != IHSM_OK
         || ihsm_random_bytes(pin, IHSM_PIN_LEN) != IHSM_OK
-        || ihsm_pin_hash(pin, IHSM_PIN_LEN, p->salt, p->iterations, p->verifier) != IHSM_OK) {
+        || ihsm_random_bytes(officer_pin, IHSM_PIN_LEN) != IHSM_OK
+        || ihsm_pin_hash(pin, IHSM_PIN_LEN, p->salt, p->iterations, p->verifier) != IHSM_OK
+        || ihsm_pin_hash(officer_pin, IHSM_PIN_LEN, p->salt, p->iterations,
+                         p->officer_verifier) != IHSM_OK) {
         status = IHSM_ERR_CRYPTO;
         goto out;
     }
+    p->has_officer = 1;
     /* build it under a dot name, then rename: a partition is whole or absent */
     snprintf(tname, sizeof(tname), ".new.%s", p->name);
     if (dev_path(tmp, sizeof(tmp), d->parts.dir, tname) != 0
@@ -350,8 +383,10 @@ out:
     pthread_mutex_unlock(&d->parts.mu);
     if (p != NULL)
         part_free(d, p);
-    if (status != IHSM_OK)
+    if (status != IHSM_OK) {
         OPENSSL_cleanse(pin, IHSM_PIN_LEN);
+        OPENSSL_cleanse(officer_pin, IHSM_PIN_LEN);
+    }
     return status;
 }
 
@@ -382,12 +417,12 @@ static int64_t now_ms(void)
 
 int dev_partition_login(struct ihsmd *d, struct dev_partition *p,
                         const struct dev_conn *conn, const uint8_t *pin,
-                        size_t pin_len)
+                        size_t pin_len, uint32_t role)
 {
     uint8_t h[32];
     int64_t now = now_ms(), left;
-    int ok, r;
-    uint32_t failures;
+    int r;
+    uint32_t failures, matched = 0;
 
     pthread_mutex_lock(&p->auth_mu);
     /* a clock set backwards must not stretch a lockout past its cap */
@@ -404,9 +439,25 @@ int dev_partition_login(struct ihsmd *d, struct dev_partition *p,
         pthread_mutex_unlock(&p->auth_mu);
         return IHSM_ERR_CRYPTO;
     }
-    ok = CRYPTO_memcmp(h, p->verifier, sizeof(h)) == 0;
+    /* both compared every time: the timing says nothing about which */
+    if (CRYPTO_memcmp(h, p->verifier, sizeof(h)) == 0)
+        matched = IHSM_ROLE_USER;
+    if ((CRYPTO_memcmp(h, p->officer_verifier, sizeof(h)) == 0) & p->has_officer)
+        matched = IHSM_ROLE_OFFICER;
     OPENSSL_cleanse(h, sizeof(h));
-    if (ok) {
+    if (matched != 0 && matched != role) {
+        /* a right PIN for the other role: not a guess, so no strike, but
+         * the credential does not give the role asked for */
+        pthread_mutex_unlock(&p->auth_mu);
+        dev_audit(d, conn, "login", p->name, NULL, 0,
+                  matched == IHSM_ROLE_USER ? "role_mismatch_user_pin_for_officer"
+                                            : "role_mismatch_officer_pin_for_user");
+        dev_log("partition %s: pid %ld asked for the %s role with the %s PIN: refused",
+                p->name, (long)conn->pid, role == IHSM_ROLE_OFFICER ? "officer" : "user",
+                matched == IHSM_ROLE_OFFICER ? "officer" : "user");
+        return IHSM_ERR_PERMISSION;
+    }
+    if (matched != 0) {
         r = 0;
         if (p->failures != 0 || p->lockout_until != 0) {
             p->failures = 0;
@@ -439,4 +490,61 @@ int dev_partition_login(struct ihsmd *d, struct dev_partition *p,
                 (long long)left % 1000);
     }
     return IHSM_ERR_AUTH;
+}
+
+/* ---- the epoch: partition id and masking key ---- */
+
+void dev_partition_epoch_hold(struct dev_partition *p)
+{
+    pthread_rwlock_rdlock(&p->epoch_lock);
+}
+
+void dev_partition_epoch_drop(struct dev_partition *p)
+{
+    pthread_rwlock_unlock(&p->epoch_lock);
+}
+
+static int new_id(uint8_t id[16])
+{
+    /* not a secret (it is in every blob's header), only never reused: the
+     * kernel's generator will do when the device's own refuses (failed) */
+    if (ihsm_random_bytes(id, 16) == IHSM_OK)
+        return 0;
+    return getrandom(id, 16, 0) == 16 ? 0 : -1;
+}
+
+int dev_partition_zeroize(struct ihsmd *d, struct dev_partition *p, size_t *files,
+                          size_t *keys)
+{
+    uint8_t id[16], old[16];
+    int r = -EIO, st = IHSM_OK;
+
+    pthread_rwlock_wrlock(&p->epoch_lock);
+    /* the new epoch first: once it is on disk, masked copies made outside
+     * the device are dead even if the wipe below is interrupted */
+    if (new_id(id) == 0) {
+        pthread_mutex_lock(&p->auth_mu);
+        memcpy(old, p->id, sizeof(old));
+        memcpy(p->id, id, sizeof(id));
+        r = conf_write(p, p->dir);
+        if (r != 0)
+            memcpy(p->id, old, sizeof(old));
+        pthread_mutex_unlock(&p->auth_mu);
+    }
+    if (r != 0) {
+        dev_log("partition %s: ZEROIZE could not store a new partition id (%s): keys are "
+                "destroyed, but masked key files made outside the device still unmask",
+                p->name, strerror(-r));
+        st = IHSM_ERR_STORAGE;
+    } else if (p->mask_key != NULL
+               && ihsm_derive_mask_key(d->root, p->id, p->mask_key) != IHSM_OK) {
+        OPENSSL_secure_clear_free(p->mask_key, 32);
+        p->mask_key = NULL;
+        dev_log("partition %s: cannot derive its new masking key", p->name);
+    }
+    *files = dev_keystore_wipe(p);
+    *keys = dev_keys_zeroize(d, &p->keys);
+    pthread_rwlock_unlock(&p->epoch_lock);
+    OPENSSL_cleanse(old, sizeof(old));
+    return st;
 }

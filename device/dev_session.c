@@ -34,7 +34,7 @@ void dev_session_put(struct dev_session *s)
 }
 
 int dev_session_open(struct ihsmd *d, struct dev_conn *c,
-                     struct dev_partition *p, uint32_t *id)
+                     struct dev_partition *p, uint32_t role, uint32_t *id)
 {
     struct dev_session *s = calloc(1, sizeof(*s));
     int st = IHSM_OK;
@@ -45,6 +45,7 @@ int dev_session_open(struct ihsmd *d, struct dev_conn *c,
     atomic_init(&s->refs, 1); /* the table's */
     s->conn = c;
     s->part = p;
+    s->role = role;
     pthread_mutex_init(&s->mu, NULL);
 
     pthread_mutex_lock(&c->sess_mu);

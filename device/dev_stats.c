@@ -53,6 +53,9 @@ int dev_stats_write(struct ihsmd *d, ihsm_wr *out)
         { "uptime_s", (unsigned long long)(dev_now_mono() - d->started) },
         { "state", dev_failed(d) ? IHSM_STATE_FAILED : IHSM_STATE_OPERATIONAL },
         { "workers", d->cfg.workers },
+        /* memory hardening in effect (tests/device/hardening.sh) */
+        { "secure_heap_bytes", ihsm_crypto_secure_heap_size() },
+        { "heap_wipe", (unsigned long long)ihsm_crypto_mem_wiping() },
     };
     size_t n = sizeof(rows) / sizeof(rows[0]);
 
