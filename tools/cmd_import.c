@@ -35,7 +35,10 @@ static const char help[] =
     "  --out FILE      write the masked key file (mode 0600)\n"
     "  --usage LIST    comma-separated: sign,derive,encrypt,decrypt (default:\n"
     "                  the type's natural use)\n"
-    "  --force         overwrite an existing --out file\n";
+    "  --force         overwrite an existing --out file\n"
+    "\n"
+    "Importing is the crypto officer's: the credential is --officer-credential,\n"
+    "else --credential, else $IHSM_OFFICER_CREDENTIAL, else $IHSM_CREDENTIAL.\n";
 
 /* Parse a private key from a buffer we can cleanse (not a FILE's buffers). */
 static EVP_PKEY *load_private(const uint8_t *buf, size_t len)
@@ -177,6 +180,7 @@ int ihsm_cmd_import(ihsm_tool *t, int argc, char **argv)
             goto done;
         }
     }
+    ihsm_tool_use_officer(t); /* importing is the crypto officer's */
     if (ihsm_tool_queue(t, &rc) == NULL)
         goto done;
     if ((rc = get_import_key(t, &import_pub)) != IHSM_TOOL_OK)

@@ -253,7 +253,10 @@ static const char delete_help[] =
     "Usage: ihsmctl delete --name NAME\n"
     "\n"
     "Delete the stored key NAME from the partition (and unload it). Key files\n"
-    "made from it keep working until the partition is zeroized.\n";
+    "made from it keep working until the partition is zeroized.\n"
+    "\n"
+    "Deleting is the crypto officer's: the credential is --officer-credential,\n"
+    "else --credential, else $IHSM_OFFICER_CREDENTIAL, else $IHSM_CREDENTIAL.\n";
 
 int ihsm_cmd_delete(ihsm_tool *t, int argc, char **argv)
 {
@@ -284,6 +287,7 @@ int ihsm_cmd_delete(ihsm_tool *t, int argc, char **argv)
     if (!ihsm_tool_valid_name(name))
         return ihsm_tool_usage_err(t, "key name '%s' is invalid: use " IHSM_TOOL_NAME_RULE,
                                    name);
+    ihsm_tool_use_officer(t); /* deleting is the crypto officer's */
     if (ihsm_tool_queue(t, &rc) == NULL)
         return rc;
     ihsm_wr_init(&w);

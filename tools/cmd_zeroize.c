@@ -10,8 +10,13 @@ static const char help[] =
     "Usage: ihsmctl zeroize --yes\n"
     "\n"
     "Destroy every key of the partition named in the credential: the keys\n"
-    "stored in it and every key loaded in the device's memory. There is no\n"
-    "undo. The partition and its credential stay, empty.\n";
+    "stored in it and every key loaded in the device's memory. The partition\n"
+    "gets a new id, so masked key files made before no longer load anywhere\n"
+    "(IHSM_ERR_BAD_BLOB). There is no undo. The partition and its credentials\n"
+    "stay, empty.\n"
+    "\n"
+    "Zeroizing is the crypto officer's: the credential is --officer-credential,\n"
+    "else --credential, else $IHSM_OFFICER_CREDENTIAL, else $IHSM_CREDENTIAL.\n";
 
 int ihsm_cmd_zeroize(ihsm_tool *t, int argc, char **argv)
 {
@@ -35,6 +40,7 @@ int ihsm_cmd_zeroize(ihsm_tool *t, int argc, char **argv)
     }
     if ((rc = ihsm_tool_no_operands(t, argc, argv)) != IHSM_TOOL_OK)
         return rc;
+    ihsm_tool_use_officer(t); /* zeroizing is the crypto officer's */
     if (!yes)
         return ihsm_tool_usage_err(t, "refusing to zeroize without --yes: it destroys "
                                    "every key of the partition in %s, irreversibly",
@@ -45,6 +51,7 @@ int ihsm_cmd_zeroize(ihsm_tool *t, int argc, char **argv)
     ihsm_result_clear(&res);
     if (st != IHSM_OK)
         return ihsm_tool_status_err(t, st, "cannot zeroize partition '%s'", t->partition);
-    printf("partition %s zeroized: every key destroyed\n", t->partition);
+    printf("partition %s zeroized: every key destroyed; key files made before no longer "
+           "load\n", t->partition);
     return IHSM_TOOL_OK;
 }

@@ -30,6 +30,7 @@ static const ihsm_tool_cmd commands[] = {
     { "info", ihsm_cmd_info, "print the device's identity and state" },
     { "selftest", ihsm_cmd_selftest, "run the device's known-answer self-tests" },
     { "zeroize", ihsm_cmd_zeroize, "destroy every key of the partition" },
+    { "audit", ihsm_cmd_audit, "verify the device's audit log (MAC chain) or show it" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -42,6 +43,10 @@ static void usage(FILE *f)
           IHSM_DEFAULT_SOCKET ")\n"
           "  --credential FILE   partition credential written by `ihsmctl init`\n"
           "                      (default $IHSM_CREDENTIAL)\n"
+          "  --officer-credential FILE\n"
+          "                      the crypto-officer credential for import, delete,\n"
+          "                      zeroize and audit (default $IHSM_OFFICER_CREDENTIAL,\n"
+          "                      else --credential)\n"
           "  -h, --help          this text; `ihsmctl COMMAND --help` for a command\n"
           "\n"
           "Commands:\n", f);
@@ -56,10 +61,11 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "socket", required_argument, NULL, 's' },
         { "credential", required_argument, NULL, 'c' },
+        { "officer-credential", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *sock = NULL, *cred = NULL;
+    const char *sock = NULL, *cred = NULL, *officer = NULL;
     ihsm_tool t;
     int c, rc;
 
@@ -70,11 +76,12 @@ int main(int argc, char **argv)
         switch (c) {
         case 's': sock = optarg; break;
         case 'c': cred = optarg; break;
+        case 'o': officer = optarg; break;
         case 'h': usage(stdout); return IHSM_TOOL_OK;
         default:
             fprintf(stderr, "ihsmctl: unknown or incomplete global option '%s': "
-                    "global options are --socket PATH and --credential FILE, before "
-                    "the command\n", argv[optind - 1]);
+                    "global options are --socket PATH, --credential FILE and "
+                    "--officer-credential FILE, before the command\n", argv[optind - 1]);
             usage(stderr);
             return IHSM_TOOL_USAGE;
         }
@@ -87,6 +94,8 @@ int main(int argc, char **argv)
     memset(&t, 0, sizeof(t));
     t.socket_path = ihsm_socket_path(sock);
     t.cred_path = ihsm_credential_path(cred);
+    t.cred_explicit = cred != NULL && *cred != '\0';
+    t.officer_path = officer;
     for (size_t i = 0; i < N_COMMANDS; i++) {
         int first = optind;
 

@@ -65,7 +65,19 @@ int ihsm_tool_status_err(ihsm_tool *t, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    if (is_link_status(status) && t->q != NULL && ihsm_queue_last_error(t->q) != NULL
+    /* in a session, a refusal is about the role: name it and the way out */
+    if (status == IHSM_ERR_PERMISSION && t->q != NULL && t->role == IHSM_ROLE_OFFICER)
+        ihsm_tool_err(t, "%s: the crypto-officer credential (%s) may not sign, derive, "
+                      "encrypt, decrypt or load keys: use the user credential (--credential "
+                      "FILE or IHSM_CREDENTIAL) [%s]", what, t->cred_path,
+                      ihsm_status_name(status));
+    else if (status == IHSM_ERR_PERMISSION && t->q != NULL)
+        ihsm_tool_err(t, "%s: the user credential (%s) may not import, delete or zeroize "
+                      "keys: use the crypto-officer credential (--officer-credential FILE or "
+                      "IHSM_OFFICER_CREDENTIAL; `ihsmctl init` wrote it next to the user "
+                      "credential, as FILE.officer) [%s]", what, t->cred_path,
+                      ihsm_status_name(status));
+    else if (is_link_status(status) && t->q != NULL && ihsm_queue_last_error(t->q) != NULL
         && *ihsm_queue_last_error(t->q) != '\0')
         ihsm_tool_err(t, "%s: %s", what, ihsm_queue_last_error(t->q));
     else if (is_link_status(status))
@@ -79,12 +91,16 @@ int ihsm_tool_status_err(ihsm_tool *t, int status, const char *fmt, ...)
 
 int ihsm_tool_global_opt(ihsm_tool *t, int c, const char *arg)
 {
-    if (c == IHSM_OPT_SOCKET)
+    if (c == IHSM_OPT_SOCKET) {
         t->socket_path = ihsm_socket_path(arg);
-    else if (c == IHSM_OPT_CREDENTIAL)
+    } else if (c == IHSM_OPT_CREDENTIAL) {
         t->cred_path = ihsm_credential_path(arg);
-    else
+        t->cred_explicit = 1;
+    } else if (c == IHSM_OPT_OFFICER) {
+        t->officer_path = arg;
+    } else {
         return 0;
+    }
     return 1;
 }
 
@@ -111,6 +127,23 @@ int ihsm_tool_no_operands(const ihsm_tool *t, int argc, char **argv)
 }
 
 /* ---- the session queue ---- */
+
+int ihsm_tool_use_officer(ihsm_tool *t)
+{
+    const char *env = ihsm_credential_officer_path(NULL);
+
+    if (t->officer_path != NULL && *t->officer_path != '\0') {
+        t->cred_path = t->officer_path;
+        return 1;
+    }
+    if (t->cred_explicit) /* the file named for this command, whatever it is */
+        return 0;
+    if (env != NULL) {
+        t->cred_path = env;
+        return 1;
+    }
+    return 0;
+}
 
 static int session_err(ihsm_tool *t, int status)
 {
@@ -172,6 +205,7 @@ ihsm_queue *ihsm_tool_queue(ihsm_tool *t, int *rc)
         return NULL;
     }
     snprintf(t->partition, sizeof(t->partition), "%s", cred.partition);
+    t->role = cred.role;
     ihsm_credential_clear(&cred);
 
     memset(&cfg, 0, sizeof(cfg));

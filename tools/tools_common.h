@@ -30,6 +30,9 @@ typedef struct {
     ihsm_queue *q;           /* opened by ihsm_tool_queue() */
     unsigned batch_max;      /* queue tuning (bench); 0: the queue's defaults */
     unsigned delay_us;
+    int cred_explicit;        /* --credential was given (not the environment) */
+    const char *officer_path; /* --officer-credential, or NULL */
+    uint32_t role;            /* the session's credential role, once open */
 } ihsm_tool;
 
 /* One subcommand: argv[0] is its name, options follow. Returns an exit code. */
@@ -56,11 +59,13 @@ int ihsm_tool_status_err(ihsm_tool *t, int status, const char *fmt, ...)
 /* Every command also takes the global options after its name. */
 #define IHSM_OPT_SOCKET     0x100
 #define IHSM_OPT_CREDENTIAL 0x101
+#define IHSM_OPT_OFFICER    0x102
 #define IHSM_TOOL_GLOBAL_OPTS \
     { "socket", required_argument, NULL, IHSM_OPT_SOCKET }, \
     { "credential", required_argument, NULL, IHSM_OPT_CREDENTIAL }, \
+    { "officer-credential", required_argument, NULL, IHSM_OPT_OFFICER }, \
     { "help", no_argument, NULL, 'h' }
-/* Handles IHSM_OPT_SOCKET / _CREDENTIAL (returns 1), else 0. */
+/* Handles IHSM_OPT_SOCKET / _CREDENTIAL / _OFFICER (returns 1), else 0. */
 int ihsm_tool_global_opt(ihsm_tool *t, int c, const char *arg);
 /* The message for getopt's '?' (unknown option, missing value). */
 int ihsm_tool_bad_option(const ihsm_tool *t, char **argv);
@@ -68,6 +73,13 @@ int ihsm_tool_bad_option(const ihsm_tool *t, char **argv);
 int ihsm_tool_no_operands(const ihsm_tool *t, int argc, char **argv);
 
 /* ---- the device ---- */
+/* Officer commands (import, delete, zeroize, audit) call this before
+ * ihsm_tool_queue: the credential becomes --officer-credential, else an
+ * explicit --credential, else $IHSM_OFFICER_CREDENTIAL, else the user
+ * credential ($IHSM_CREDENTIAL), which the device refuses with a message
+ * naming the officer credential. Returns 1 if an officer credential was
+ * named (not the fallback). */
+int ihsm_tool_use_officer(ihsm_tool *t);
 /* The queue with an open session. Needs a credential; prints a sentence
  * naming the socket / partition / credential file on failure. NULL on
  * failure with *rc set to the exit code. */
@@ -180,5 +192,6 @@ int ihsm_cmd_stats(ihsm_tool *t, int argc, char **argv);
 int ihsm_cmd_info(ihsm_tool *t, int argc, char **argv);
 int ihsm_cmd_selftest(ihsm_tool *t, int argc, char **argv);
 int ihsm_cmd_zeroize(ihsm_tool *t, int argc, char **argv);
+int ihsm_cmd_audit(ihsm_tool *t, int argc, char **argv);
 
 #endif
