@@ -49,13 +49,16 @@ wait_for() { # wait_for CMD...: up to 10 s
 }
 
 say "Starting ihsmd (state in $T/state)"
-export IHSM_SOCKET=$T/ihsmd.sock IHSM_CREDENTIAL=$T/demo.cred
+# the user credential (nginx signs with it) and the crypto officer's
+# (ihsmctl import uses it by itself)
+export IHSM_SOCKET=$T/ihsmd.sock IHSM_CREDENTIAL=$T/demo.cred IHSM_OFFICER_CREDENTIAL=$T/demo.cred.officer
 "$IHSMD" --state-dir "$T/state" --socket "$IHSM_SOCKET" >"$T/ihsmd.log" 2>&1 &
 IHSMD_PID=$!
 pids+=("$IHSMD_PID")
 wait_for test -S "$IHSM_SOCKET" || { cat "$T/ihsmd.log"; exit 1; }
 "$IHSMCTL" info
-"$IHSMCTL" init --partition demo --credential-out "$IHSM_CREDENTIAL" --allow-uid 0
+"$IHSMCTL" init --partition demo --credential-out "$IHSM_CREDENTIAL" \
+    --officer-credential-out "$IHSM_OFFICER_CREDENTIAL" --allow-uid 0
 
 say "Generating an EC P-256 key inside the device"
 "$IHSMCTL" keygen --type ec-p256 --name web --out "$T/web.pem"

@@ -290,6 +290,12 @@ void dt_wr_str(ihsm_wr *w, const char *s)
 int dt_init_partition(int fd, const char *name, const uint32_t *uids, uint32_t n,
                       uint8_t pin[IHSM_PIN_LEN])
 {
+    return dt_init_partition2(fd, name, uids, n, pin, NULL);
+}
+
+int dt_init_partition2(int fd, const char *name, const uint32_t *uids, uint32_t n,
+                       uint8_t pin[IHSM_PIN_LEN], uint8_t officer_pin[IHSM_PIN_LEN])
+{
     ihsm_wr w;
     uint8_t *r;
     size_t rlen;
@@ -304,20 +310,30 @@ int dt_init_partition(int fd, const char *name, const uint32_t *uids, uint32_t n
     ihsm_wr_free(&w);
     if (st == IHSM_OK) {
         ihsm_rd rd;
-        size_t plen;
-        const uint8_t *p;
+        size_t plen, olen;
+        const uint8_t *p, *o;
         ihsm_rd_init(&rd, r, rlen);
         p = ihsm_rd_bytes(&rd, &plen, IHSM_PIN_LEN);
-        if (ihsm_rd_end(&rd) != 0 || plen != IHSM_PIN_LEN)
+        o = ihsm_rd_bytes(&rd, &olen, IHSM_PIN_LEN); /* user PIN, then the officer's */
+        if (ihsm_rd_end(&rd) != 0 || plen != IHSM_PIN_LEN || olen != IHSM_PIN_LEN) {
             st = -IHSM_ERR_MALFORMED;
-        else
+        } else {
             memcpy(pin, p, IHSM_PIN_LEN);
+            if (officer_pin != NULL)
+                memcpy(officer_pin, o, IHSM_PIN_LEN);
+        }
     }
     free(r);
     return st;
 }
 
 int dt_open_session(int fd, const char *name, const uint8_t *pin, uint32_t *sid)
+{
+    return dt_open_session_role(fd, name, pin, IHSM_ROLE_USER, sid);
+}
+
+int dt_open_session_role(int fd, const char *name, const uint8_t *pin, uint32_t role,
+                         uint32_t *sid)
 {
     ihsm_wr w;
     uint8_t *r;
@@ -328,7 +344,7 @@ int dt_open_session(int fd, const char *name, const uint8_t *pin, uint32_t *sid)
     ihsm_wr_init(&w);
     dt_wr_str(&w, name);
     ihsm_wr_bytes(&w, pin, IHSM_PIN_LEN);
-    ihsm_wr_u32(&w, IHSM_ROLE_USER);
+    ihsm_wr_u32(&w, role);
     st = dt_call(fd, IHSM_CMD_OPEN_SESSION, 0, w.p, w.len, &r, &rlen);
     ihsm_wr_free(&w);
     if (st == IHSM_OK) {

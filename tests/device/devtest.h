@@ -50,9 +50,16 @@ int dt_call(int fd, uint16_t cmd, uint32_t session, const void *payload,
 int dt_recv(int fd, uint8_t *buf, ihsm_entry *ents, size_t *n, int timeout_ms);
 
 /* Protocol helpers (status returned). */
+/* INIT_PARTITION: pin gets the user PIN; officer_pin (if not NULL) the
+ * crypto officer's. */
 int dt_init_partition(int fd, const char *name, const uint32_t *uids, uint32_t n,
                       uint8_t pin[IHSM_PIN_LEN]);
+int dt_init_partition2(int fd, const char *name, const uint32_t *uids, uint32_t n,
+                       uint8_t pin[IHSM_PIN_LEN], uint8_t officer_pin[IHSM_PIN_LEN]);
+/* A user session; dt_open_session_role for IHSM_ROLE_OFFICER. */
 int dt_open_session(int fd, const char *name, const uint8_t *pin, uint32_t *sid);
+int dt_open_session_role(int fd, const char *name, const uint8_t *pin, uint32_t role,
+                         uint32_t *sid);
 int dt_random(int fd, uint32_t sid, uint32_t n);
 struct dt_key {
     uint32_t handle;

@@ -133,14 +133,17 @@ static void test_open_session(void **state)
     assert_int_equal(dt_open_session(fd, "nosuch", web_pin, &sid), IHSM_ERR_NO_PARTITION);
     assert_int_equal(dt_open_session(fd, "../web", web_pin, &sid), IHSM_ERR_BAD_INPUT);
 
-    /* role 2 does not exist */
+    /* role 3 does not exist */
     ihsm_wr_init(&w);
     dt_wr_str(&w, "web");
     ihsm_wr_bytes(&w, web_pin, IHSM_PIN_LEN);
-    ihsm_wr_u32(&w, 2);
+    ihsm_wr_u32(&w, 3);
     assert_int_equal(dt_call(fd, IHSM_CMD_OPEN_SESSION, 0, w.p, w.len, NULL, NULL),
                      IHSM_ERR_BAD_INPUT);
     ihsm_wr_reset(&w);
+    /* the user PIN does not open a crypto-officer session (test_device_roles) */
+    assert_int_equal(dt_open_session_role(fd, "web", web_pin, IHSM_ROLE_OFFICER, &sid),
+                     IHSM_ERR_PERMISSION);
     /* a PIN of the wrong size is not a guess */
     dt_wr_str(&w, "web");
     ihsm_wr_bytes(&w, short_pin, sizeof(short_pin));

@@ -27,6 +27,7 @@
 
 static struct dt_daemon dd;
 static uint8_t pin_a[IHSM_PIN_LEN], pin_b[IHSM_PIN_LEN];
+static uint8_t officer_a[IHSM_PIN_LEN], officer_b[IHSM_PIN_LEN]; /* crypto-officer PINs */
 static const uint8_t msg[] = "the quick brown fox signs over the lazy dog";
 
 static int setup(void **state)
@@ -35,9 +36,9 @@ static int setup(void **state)
     if (dt_start(&dd) != 0)
         return -1;
     int fd = dt_connect(&dd);
-    int st = dt_init_partition(fd, "alpha", NULL, 0, pin_a);
+    int st = dt_init_partition2(fd, "alpha", NULL, 0, pin_a, officer_a);
     if (st == IHSM_OK)
-        st = dt_init_partition(fd, "beta", NULL, 0, pin_b);
+        st = dt_init_partition2(fd, "beta", NULL, 0, pin_b, officer_b);
     close(fd);
     return st == IHSM_OK ? 0 : -1;
 }
@@ -56,6 +57,18 @@ static int session(const char *part, uint32_t *sid)
     assert_true(fd >= 0);
     assert_int_equal(dt_open_session(fd, part, strcmp(part, "alpha") == 0 ? pin_a : pin_b,
                                      sid), IHSM_OK);
+    return fd;
+}
+
+/* A crypto-officer session (import, delete, zeroize). */
+static int officer_session(const char *part, uint32_t *sid)
+{
+    int fd = dt_connect(&dd);
+
+    assert_true(fd >= 0);
+    assert_int_equal(dt_open_session_role(fd, part,
+                                          strcmp(part, "alpha") == 0 ? officer_a : officer_b,
+                                          IHSM_ROLE_OFFICER, sid), IHSM_OK);
     return fd;
 }
 
@@ -253,16 +266,22 @@ static void test_handles_shared_in_partition(void **state)
     assert_int_not_equal(h2, h);
     assert_int_equal(sign_status(a2, sa2, h), IHSM_ERR_BAD_HANDLE);
     sign_ok(a2, sa2, h2, IHSM_SIG_ECDSA, k.pub, k.pub_len);
-    /* delete by handle frees it at once */
+    /* delete by handle (the crypto officer's) frees it at once */
     for (int i = 0; i < 4; i++)
         req[i] = (uint8_t)(h2 >> (8 * i));
     ihsm_wr_reset(&w);
     ihsm_wr_u32(&w, h2);
     ihsm_wr_bytes(&w, "", 0);
-    assert_int_equal(dt_call(a2, IHSM_CMD_KEY_DELETE, sa2, w.p, w.len, NULL, NULL), IHSM_OK);
-    assert_int_equal(sign_status(a2, sa2, h2), IHSM_ERR_BAD_HANDLE);
-    assert_int_equal(dt_call(a2, IHSM_CMD_KEY_DELETE, sa2, w.p, w.len, NULL, NULL),
-                     IHSM_ERR_BAD_HANDLE);
+    {
+        uint32_t so;
+        int o = officer_session("alpha", &so);
+
+        assert_int_equal(dt_call(o, IHSM_CMD_KEY_DELETE, so, w.p, w.len, NULL, NULL), IHSM_OK);
+        assert_int_equal(sign_status(a2, sa2, h2), IHSM_ERR_BAD_HANDLE);
+        assert_int_equal(dt_call(o, IHSM_CMD_KEY_DELETE, so, w.p, w.len, NULL, NULL),
+                         IHSM_ERR_BAD_HANDLE);
+        close(o);
+    }
     ihsm_wr_free(&w);
     dt_key_free(&k);
     close(a2);
@@ -368,17 +387,22 @@ static void test_named_key_survives_restart(void **state)
     list_keys(fd, sid, names, sizeof(names));
     assert_string_equal(names, "other,tls");
 
-    /* delete by name: the file goes and so does the loaded key */
+    /* delete by name (the crypto officer's): the file goes and so does the
+     * loaded key */
     {
         ihsm_wr w;
+        uint32_t so;
+        int o = officer_session("alpha", &so);
+
         ihsm_wr_init(&w);
         ihsm_wr_u32(&w, 0);
         dt_wr_str(&w, "tls");
-        assert_int_equal(dt_call(fd, IHSM_CMD_KEY_DELETE, sid, w.p, w.len, NULL, NULL),
+        assert_int_equal(dt_call(o, IHSM_CMD_KEY_DELETE, so, w.p, w.len, NULL, NULL),
                          IHSM_OK);
-        assert_int_equal(dt_call(fd, IHSM_CMD_KEY_DELETE, sid, w.p, w.len, NULL, NULL),
+        assert_int_equal(dt_call(o, IHSM_CMD_KEY_DELETE, so, w.p, w.len, NULL, NULL),
                          IHSM_ERR_NOT_FOUND);
         ihsm_wr_free(&w);
+        close(o);
     }
     assert_false(dt_exists(path));
     assert_int_equal(sign_status(fd, sid, h2), IHSM_ERR_BAD_HANDLE);
@@ -447,7 +471,8 @@ static void test_import(void **state)
     EVP_PKEY *key = EVP_EC_gen("P-256");
     ihsm_wr w;
     ihsm_rd rd;
-    int fd = session("alpha", &sid);
+    uint32_t su;
+    int fd = officer_session("alpha", &sid), u = session("alpha", &su);
 
     assert_non_null(key);
     assert_int_equal(dt_call(fd, IHSM_CMD_GET_IMPORT_KEY, sid, NULL, 0, &r, &rlen), IHSM_OK);
@@ -484,13 +509,14 @@ static void test_import(void **state)
     ihsm_wr_free(&w);
     free(wrapped);
 
-    /* the device signs with the key we hold the public half of */
+    /* the device signs (for the user) with the key we hold the public half of */
     spki_len = i2d_PUBKEY(key, &spki);
     assert_true(spki_len > 0);
-    sign_ok(fd, sid, h, IHSM_SIG_ECDSA, spki, (size_t)spki_len);
+    sign_ok(u, su, h, IHSM_SIG_ECDSA, spki, (size_t)spki_len);
     OPENSSL_free(spki);
     EVP_PKEY_free(key);
     close(fd);
+    close(u);
 }
 
 static void test_zeroize(void **state)
@@ -500,6 +526,8 @@ static void test_zeroize(void **state)
     uint32_t sid, sb, h;
     char path[600], names[512];
     int fd = session("alpha", &sid), b = session("beta", &sb);
+    uint32_t so;
+    int o = officer_session("alpha", &so);
     struct dt_key bk;
     DIR *dir;
     struct dirent *de;
@@ -512,7 +540,11 @@ static void test_zeroize(void **state)
                      IHSM_OK);
     assert_int_equal(sign_status(fd, sid, stored.handle), IHSM_OK);
 
-    assert_int_equal(dt_call(fd, IHSM_CMD_ZEROIZE, sid, NULL, 0, NULL, NULL), IHSM_OK);
+    /* the user may not, the crypto officer may */
+    assert_int_equal(dt_call(fd, IHSM_CMD_ZEROIZE, sid, NULL, 0, NULL, NULL),
+                     IHSM_ERR_PERMISSION);
+    assert_int_equal(sign_status(fd, sid, stored.handle), IHSM_OK);
+    assert_int_equal(dt_call(o, IHSM_CMD_ZEROIZE, so, NULL, 0, NULL, NULL), IHSM_OK);
     assert_int_equal(sign_status(fd, sid, stored.handle), IHSM_ERR_BAD_HANDLE);
     assert_int_equal(sign_status(fd, sid, loose.handle), IHSM_ERR_BAD_HANDLE);
     assert_int_equal(find_key(fd, sid, "doomed", &h, NULL, NULL), IHSM_ERR_NOT_FOUND);
@@ -526,8 +558,28 @@ static void test_zeroize(void **state)
             files++;
     closedir(dir);
     assert_int_equal(files, 0);
-    /* the blob of a zeroized key still unmasks: the partition key is intact
-     * (zeroize destroys keys, not the partition) */
+    /* the partition has a new id: the blobs of its old keys are dead too */
+    {
+        ihsm_wr w;
+
+        ihsm_wr_init(&w);
+        ihsm_wr_bytes(&w, stored.blob, stored.blob_len);
+        assert_int_equal(dt_call(fd, IHSM_CMD_KEY_UNMASK, sid, w.p, w.len, NULL, NULL),
+                         IHSM_ERR_BAD_BLOB);
+        ihsm_wr_reset(&w);
+        ihsm_wr_bytes(&w, loose.blob, loose.blob_len);
+        assert_int_equal(dt_call(fd, IHSM_CMD_KEY_UNMASK, sid, w.p, w.len, NULL, NULL),
+                         IHSM_ERR_BAD_BLOB);
+        ihsm_wr_free(&w);
+    }
+    /* and new keys work under the new id, across a restart of the partition
+     * (checked in test_device_lifecycle) */
+    {
+        struct dt_key fresh;
+        assert_int_equal(dt_keygen(fd, sid, IHSM_KEY_EC_P256, 0, 0, "fresh", &fresh), IHSM_OK);
+        sign_ok(fd, sid, fresh.handle, IHSM_SIG_ECDSA, fresh.pub, fresh.pub_len);
+        dt_key_free(&fresh);
+    }
 
     /* the other partition is untouched */
     assert_int_equal(sign_status(b, sb, bk.handle), IHSM_OK);
@@ -538,6 +590,7 @@ static void test_zeroize(void **state)
     dt_key_free(&bk);
     close(fd);
     close(b);
+    close(o);
 }
 
 static void test_files_and_audit(void **state)

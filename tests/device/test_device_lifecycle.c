@@ -282,15 +282,15 @@ static void test_socket_dir_created(void **state)
 static void test_failed_state(void **state)
 {
     (void)state;
-    uint8_t pin[IHSM_PIN_LEN], *r;
-    uint32_t sid;
+    uint8_t pin[IHSM_PIN_LEN], officer[IHSM_PIN_LEN], *r;
+    uint32_t sid, so;
     size_t rlen;
     struct dt_key k;
     ihsm_rd rd;
     ihsm_wr w;
     int fd = dt_connect(&dd);
 
-    assert_int_equal(dt_init_partition(fd, "fs", NULL, 0, pin), IHSM_OK);
+    assert_int_equal(dt_init_partition2(fd, "fs", NULL, 0, pin, officer), IHSM_OK);
     assert_int_equal(dt_open_session(fd, "fs", pin, &sid), IHSM_OK);
     assert_int_equal(dt_keygen(fd, sid, IHSM_KEY_EC_P256, 0, IHSM_KEYF_PERSIST, "k", &k),
                      IHSM_OK);
@@ -326,7 +326,11 @@ static void test_failed_state(void **state)
     assert_int_equal(dt_call(fd, IHSM_CMD_SELF_TEST, 0, NULL, 0, NULL, NULL),
                      IHSM_ERR_DEVICE_FAILED);
     assert_int_equal(dt_call(fd, IHSM_CMD_KEY_LIST, sid, NULL, 0, NULL, NULL), IHSM_OK);
-    assert_int_equal(dt_call(fd, IHSM_CMD_ZEROIZE, sid, NULL, 0, NULL, NULL), IHSM_OK);
+    /* zeroizing is the crypto officer's, in the failed state too */
+    assert_int_equal(dt_call(fd, IHSM_CMD_ZEROIZE, sid, NULL, 0, NULL, NULL),
+                     IHSM_ERR_PERMISSION);
+    assert_int_equal(dt_open_session_role(fd, "fs", officer, IHSM_ROLE_OFFICER, &so), IHSM_OK);
+    assert_int_equal(dt_call(fd, IHSM_CMD_ZEROIZE, so, NULL, 0, NULL, NULL), IHSM_OK);
     close(fd);
     assert_int_equal(dt_stop(&dd), 0);
 
@@ -338,6 +342,12 @@ static void test_failed_state(void **state)
     dt_wr_str(&w, "k");
     assert_int_equal(dt_call(fd, IHSM_CMD_KEY_FIND, sid, w.p, w.len, NULL, NULL),
                      IHSM_ERR_NOT_FOUND);
+    /* the partition's new id survived the restart: the key's masked blob,
+     * made before the zeroize, is dead */
+    ihsm_wr_reset(&w);
+    ihsm_wr_bytes(&w, k.blob, k.blob_len);
+    assert_int_equal(dt_call(fd, IHSM_CMD_KEY_UNMASK, sid, w.p, w.len, NULL, NULL),
+                     IHSM_ERR_BAD_BLOB);
     ihsm_wr_free(&w);
     assert_int_equal(dt_call(fd, IHSM_CMD_SELF_TEST, 0, NULL, 0, &r, &rlen), IHSM_OK);
     ihsm_rd_init(&rd, r, rlen);

@@ -1,10 +1,14 @@
 # Shell test fixture: a real ihsmd on a fresh partition in a scratch dir.
 #
 #   . "$IHSM_SOURCE_DIR/tests/lib/ihsmd.sh"
-#   ihsm_device_start            # exports IHSM_SOCKET IHSM_CREDENTIAL IHSM_SCRATCH IHSMD_PID
+#   ihsm_device_start            # exports IHSM_SOCKET IHSM_CREDENTIAL IHSM_OFFICER_CREDENTIAL
+#                                #         IHSM_SCRATCH IHSMD_PID
 #   ...                          # IHSMCTL, IHSMD and IHSM_PROVIDER_ARGS are set too
 #   ihsm_device_stop             # also runs on EXIT
 #
+# IHSM_CREDENTIAL is the partition's user credential (sign, derive, AEAD);
+# IHSM_OFFICER_CREDENTIAL its crypto-officer credential, which ihsmctl's
+# import, delete, zeroize and audit pick up by themselves.
 # ihsm_device_restart keeps the state directory (keys survive, handles do not).
 # Pass extra ihsmd flags in IHSMD_ARGS and extra init flags in IHSM_INIT_ARGS.
 
@@ -44,12 +48,14 @@ ihsm_device_start() {
     IHSM_SCRATCH=$(mktemp -d /tmp/ihsm-test.XXXXXX)
     IHSM_SOCKET="$IHSM_SCRATCH/ihsmd.sock"
     IHSM_CREDENTIAL="$IHSM_SCRATCH/test.cred"
-    export IHSM_SCRATCH IHSM_SOCKET IHSM_CREDENTIAL
+    IHSM_OFFICER_CREDENTIAL="$IHSM_SCRATCH/test.cred.officer"
+    export IHSM_SCRATCH IHSM_SOCKET IHSM_CREDENTIAL IHSM_OFFICER_CREDENTIAL
     trap ihsm_device_stop EXIT
     _ihsm_launch
     # shellcheck disable=SC2086
     "$IHSMCTL" --socket "$IHSM_SOCKET" init --partition test \
-        --credential-out "$IHSM_CREDENTIAL" ${IHSM_INIT_ARGS:-} >/dev/null \
+        --credential-out "$IHSM_CREDENTIAL" \
+        --officer-credential-out "$IHSM_OFFICER_CREDENTIAL" ${IHSM_INIT_ARGS:-} >/dev/null \
         || ihsm_fail "ihsmctl init failed"
 }
 

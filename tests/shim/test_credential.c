@@ -69,11 +69,53 @@ static void test_errors(void **state)
         assert_int_equal(c.pin[i], 0);
 }
 
+/* The role line: written by save, read back; absent means user; anything
+ * else is refused with the file and line named. */
+static void test_roles(void **state)
+{
+    ihsm_credential c, back;
+    char err[256];
+
+    memset(&c, 0, sizeof(c));
+    strcpy(c.partition, "web");
+    memset(c.pin, 0x5a, IHSM_PIN_LEN);
+    c.role = IHSM_ROLE_OFFICER;
+    unlink(path);
+    assert_int_equal(ihsm_credential_save(path, &c, 0), 0);
+    assert_int_equal(ihsm_credential_load(path, &back, err, sizeof(err)), IHSM_OK);
+    assert_int_equal(back.role, IHSM_ROLE_OFFICER);
+    c.role = IHSM_ROLE_USER;
+    assert_int_equal(ihsm_credential_save(path, &c, 1), 0);
+    assert_int_equal(ihsm_credential_load(path, &back, err, sizeof(err)), IHSM_OK);
+    assert_int_equal(back.role, IHSM_ROLE_USER);
+
+    write_text("partition = web\npin = 5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+               "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a\n");
+    assert_int_equal(ihsm_credential_load(path, &back, err, sizeof(err)), IHSM_OK);
+    assert_int_equal(back.role, IHSM_ROLE_USER);
+    write_text("partition = web\npin = 5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+               "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a\nrole = admin\n");
+    assert_int_equal(ihsm_credential_load(path, &back, err, sizeof(err)),
+                     IHSM_ERR_CREDENTIAL_FILE);
+    assert_non_null(strstr(err, "unknown role 'admin'"));
+    assert_non_null(strstr(err, "line 3"));
+    assert_string_equal(ihsm_credential_role_name(IHSM_ROLE_OFFICER), "officer");
+    assert_string_equal(ihsm_credential_role_name(IHSM_ROLE_USER), "user");
+
+    /* --officer-credential beats $IHSM_OFFICER_CREDENTIAL */
+    setenv("IHSM_OFFICER_CREDENTIAL", "/env/officer.cred", 1);
+    assert_string_equal(ihsm_credential_officer_path("/explicit"), "/explicit");
+    assert_string_equal(ihsm_credential_officer_path(NULL), "/env/officer.cred");
+    unsetenv("IHSM_OFFICER_CREDENTIAL");
+    assert_null(ihsm_credential_officer_path(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_roles),
     };
     int rc;
 
