@@ -189,11 +189,17 @@ void dev_audit_check_head(struct dev_audit_check *ck, uint64_t seq, const uint8_
     if (ck->result != IHSM_AUDIT_OK)
         return;
     if (last < seq) {
-        ck->line++; /* where the missing record would be */
+        char which[64];
+
+        if (seq - last == 1)
+            snprintf(which, sizeof(which), "record %" PRIu64 " was", seq);
+        else
+            snprintf(which, sizeof(which), "records %" PRIu64 "..%" PRIu64 " were", last + 1,
+                     seq);
+        ck->line++; /* where the first missing record would be */
         bad(ck, IHSM_AUDIT_HEAD_MISMATCH, last + 1,
             "head mismatch: the log ends at seq %" PRIu64 " but the device's head is seq "
-            "%" PRIu64 ": record%s %" PRIu64 "..%" PRIu64 " were cut off the end (truncated)",
-            last, seq, seq - last == 1 ? "" : "s", last + 1, seq);
+            "%" PRIu64 ": %s cut off the end (truncated)", last, seq, which);
     } else if (last > seq) {
         bad(ck, IHSM_AUDIT_HEAD_MISMATCH, seq + 1,
             "head mismatch: the log goes on past the device's head (seq %" PRIu64 "): it "

@@ -203,7 +203,10 @@ static void harden(void)
 
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         dev_log("warning: prctl(PR_SET_DUMPABLE, 0): %s", strerror(errno));
-    if (setrlimit(RLIMIT_CORE, &rl) != 0)
+    /* already 0 under systemd (LimitCORE=0), whose filter then refuses the
+     * @resources system calls setrlimit needs */
+    if ((getrlimit(RLIMIT_CORE, &rl) != 0 || rl.rlim_cur != 0 || rl.rlim_max != 0)
+        && setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 }) != 0)
         dev_log("warning: setrlimit(RLIMIT_CORE, 0): %s", strerror(errno));
     if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
         && !have_ipc_lock()) {
