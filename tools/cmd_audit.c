@@ -108,19 +108,6 @@ static int parse_verdict(const ihsm_result *res, struct verdict *v)
     return 0;
 }
 
-static const char *result_name(uint32_t r)
-{
-    switch (r) {
-    case IHSM_AUDIT_MAC_MISMATCH: return "MAC mismatch";
-    case IHSM_AUDIT_SEQ_GAP: return "sequence gap";
-    case IHSM_AUDIT_OUT_OF_ORDER: return "out of order";
-    case IHSM_AUDIT_MALFORMED: return "malformed";
-    case IHSM_AUDIT_HEAD_MISMATCH: return "head mismatch";
-    case IHSM_AUDIT_NO_MAC: return "no MAC";
-    default: return "bad record";
-    }
-}
-
 /* One AUDIT_VERIFY: the device's own log (lines NULL) or a chunk of lines. */
 static int verify_call(ihsm_tool *t, int session, uint32_t flags, const struct verdict *state,
                        const char *lines, size_t len, struct verdict *v)
@@ -251,9 +238,10 @@ static int cmd_verify(ihsm_tool *t, int argc, char **argv)
     if (rc != IHSM_TOOL_OK)
         return rc;
     if (v.result != IHSM_AUDIT_OK) {
-        ihsm_tool_err(t, "audit log %s: BAD at line %" PRIu64 " (seq %" PRIu64 "): %s: %s",
-                      log != NULL ? log : "of the device", v.bad_line, v.bad_seq,
-                      result_name(v.result), v.why);
+        /* the device's sentence starts with the kind: MAC mismatch, sequence
+         * gap, out of order, malformed, head mismatch */
+        ihsm_tool_err(t, "audit log %s: BAD at line %" PRIu64 " (seq %" PRIu64 "): %s",
+                      log != NULL ? log : "of the device", v.bad_line, v.bad_seq, v.why);
         return IHSM_TOOL_FAIL;
     }
     printf("audit log %s verified: %" PRIu64 " records (seq 1..%" PRIu64 "), chained, and it "
