@@ -42,6 +42,9 @@ OSSL_LIB_CTX *ihsm_crypto_libctx(void);
  * a generated key, or the continuous RNG test failed. */
 void ihsm_crypto_set_failed(const char *why);
 int ihsm_crypto_debug_on(void);
+/* crypto_selftest.c: is name in IHSM_SELFTEST_FAIL (a test forced to fail:
+ * a known-answer test's name, "RNG-CONTINUOUS" or "PCT")? */
+int ihsm_crypto_forced(const char *name);
 void ihsm_crypto_debug(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 /* Log (in debug mode) and drop this thread's OpenSSL error queue: a client

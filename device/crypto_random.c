@@ -31,6 +31,9 @@ static int generate_blocks(uint8_t *buf, size_t nblocks)
     /* the lock orders the blocks of all threads into one stream, so each
      * block is compared with the one generated just before it */
     pthread_mutex_lock(&health_lock);
+    /* testing the failed state: a stuck generator repeats its last block */
+    if (have_last && ihsm_crypto_forced("RNG-CONTINUOUS"))
+        memcpy(buf, last_block, BLOCK);
     for (size_t i = 0; i < nblocks; i++) {
         const uint8_t *b = buf + i * BLOCK;
 

@@ -164,11 +164,65 @@ static void test_forced_failures(void **state)
     assert_int_equal(ihsm_crypto_selftest(NULL), IHSM_OK);
 }
 
+/* The conditional self-tests, forced in children: a generator that repeats
+ * a block and a generated key pair that fails its pairwise test each put
+ * the device in the failed state, which then refuses crypto. */
+static int child_conditional(const char *name)
+{
+    uint8_t buf[16];
+    ihsm_key *k = NULL;
+    int st = IHSM_OK;
+
+    setenv("IHSM_SELFTEST_FAIL", name, 1);
+    if (strcmp(name, "RNG-CONTINUOUS") == 0) {
+        /* the first block of a fresh generator has nothing to repeat */
+        for (int i = 0; i < 2 && st == IHSM_OK; i++)
+            st = ihsm_random_bytes(buf, sizeof(buf));
+        if (st != IHSM_ERR_DEVICE_FAILED)
+            return 1;
+    } else {
+        if (ihsm_key_generate(IHSM_KEY_EC_P256, 0, 0, NULL, 0, &k) != IHSM_ERR_CRYPTO
+            || k != NULL)
+            return 1;
+    }
+    if (ihsm_crypto_failed() != 1)
+        return 2;
+    unsetenv("IHSM_SELFTEST_FAIL"); /* sticky: no longer forced, still failed */
+    if (ihsm_key_generate(IHSM_KEY_EC_P256, 0, 0, NULL, 0, &k) != IHSM_ERR_DEVICE_FAILED)
+        return 3;
+    if (ihsm_random_bytes(buf, sizeof(buf)) != IHSM_ERR_DEVICE_FAILED)
+        return 4;
+    return 0;
+}
+
+static void test_conditional_failures(void **state)
+{
+    static const char *const names[] = { "RNG-CONTINUOUS", "PCT" };
+
+    (void)state;
+    for (size_t i = 0; i < 2; i++) {
+        pid_t pid = fork();
+        int status;
+
+        assert_true(pid >= 0);
+        if (pid == 0)
+            _exit(child_conditional(names[i]));
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) != 0)
+            fail_msg("IHSM_SELFTEST_FAIL=%s: check %d failed", names[i], WEXITSTATUS(status));
+    }
+    /* the parent never saw it */
+    assert_int_equal(ihsm_crypto_failed(), 0);
+    assert_int_equal(ihsm_random_bytes((uint8_t[16]){ 0 }, 16), IHSM_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_pass),
         cmocka_unit_test(test_forced_failures),
+        cmocka_unit_test(test_conditional_failures),
     };
 
     return cmocka_run_group_tests(tests, setup, NULL);
