@@ -16,7 +16,9 @@
  * Rather than chase each call site inside OpenSSL, every block libcrypto
  * frees is zeroed first (malloc_usable_size gives its real size), and a
  * realloc that moves a block wipes the old one. The cost is a memset per
- * free of small blocks, well under 1% of a signature.
+ * free: measured with `ihsmctl bench --op sign --inflight 64` on a 2-vCPU
+ * VM, ECDSA P-256 went from ~40.9k to ~39.1k signatures/s (about 4%), RSA-2048
+ * and RSA-3072 generation did not change measurably.
  *
  * CRYPTO_set_mem_functions works only before libcrypto's first allocation,
  * so ihsm_crypto_init calls this first thing, before OPENSSL_init_crypto.
