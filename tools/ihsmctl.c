@@ -2,7 +2,8 @@
  * ihsmctl: manage an ihsm device: partitions, keys, signatures, AEAD,
  * statistics and load. Global options come before the command:
  *
- *   ihsmctl [--socket PATH] [--credential FILE] COMMAND [options]
+ *   ihsmctl [--socket PATH] [--credential FILE] [--officer-credential FILE]
+ *           COMMAND [options]
  *
  * Exit codes: 0 ok, 1 the operation failed, 2 the command line was wrong.
  */
@@ -15,7 +16,7 @@
 #include "ihsm_transport.h"
 
 static const ihsm_tool_cmd commands[] = {
-    { "init", ihsm_cmd_init, "create a partition and write its credential file" },
+    { "init", ihsm_cmd_init, "create a partition and write its user and crypto-officer credentials" },
     { "keygen", ihsm_cmd_keygen, "generate a key in the device (stored by name and/or as a key file)" },
     { "import", ihsm_cmd_import, "import a PEM private key, wrapped to the device (BYOK)" },
     { "list", ihsm_cmd_list, "list the keys stored in the partition" },
@@ -36,7 +37,8 @@ static const ihsm_tool_cmd commands[] = {
 
 static void usage(FILE *f)
 {
-    fputs("Usage: ihsmctl [--socket PATH] [--credential FILE] COMMAND [options]\n"
+    fputs("Usage: ihsmctl [--socket PATH] [--credential FILE] [--officer-credential FILE]\n"
+          "               COMMAND [options]\n"
           "\n"
           "Global options (before COMMAND):\n"
           "  --socket PATH       ihsmd's socket (default $IHSM_SOCKET, else "
@@ -45,8 +47,8 @@ static void usage(FILE *f)
           "                      (default $IHSM_CREDENTIAL)\n"
           "  --officer-credential FILE\n"
           "                      the crypto-officer credential for import, delete,\n"
-          "                      zeroize and audit (default $IHSM_OFFICER_CREDENTIAL,\n"
-          "                      else --credential)\n"
+          "                      zeroize and audit (else an explicit --credential, else\n"
+          "                      $IHSM_OFFICER_CREDENTIAL, else $IHSM_CREDENTIAL)\n"
           "  -h, --help          this text; `ihsmctl COMMAND --help` for a command\n"
           "\n"
           "Commands:\n", f);
