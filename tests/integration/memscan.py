@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Search the memory of running processes for a private key's secret bytes.
 
-    memscan.py KEY.pem PID...
+    memscan.py [--secrets NAME,...] [--outside-size BYTES] KEY.pem PID...
 
 KEY.pem is a clear private key (EC or RSA, PEM). Its secrets are the EC
 private scalar, or the RSA private exponent and primes. Each is searched in
@@ -10,6 +10,11 @@ big-endian (DER, PEM buffers) and byte-reversed (OpenSSL BIGNUMs keep their
 words little-endian), whole and as 16-byte pieces, so a partial copy is
 found too. Prints one line per hit and the total; exit 0 if nothing was
 found, 1 if something was, 2 on usage or read errors.
+
+--secrets limits the search to some of the secrets (priv, privateExponent,
+prime1, prime2). --outside-size counts only hits outside every mapping of
+exactly BYTES bytes: with ihsmd's secure heap size it asks "is the key
+anywhere but in the secure heap?" (hits inside are listed, not counted).
 """
 import re
 import subprocess
@@ -97,17 +102,40 @@ def scan(pid, pieces):
 
 
 def main():
-    if len(sys.argv) < 3:
+    args = sys.argv[1:]
+    only, outside = None, None
+    while args and args[0].startswith("--"):
+        opt = args.pop(0)
+        if opt == "--secrets" and args:
+            only = set(args.pop(0).split(","))
+        elif opt == "--outside-size" and args:
+            outside = int(args.pop(0))
+        else:
+            print(__doc__, file=sys.stderr)
+            return 2
+    if len(args) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    pieces = list(needles(secrets_of(sys.argv[1])))
+    secrets = secrets_of(args[0])
+    if only is not None:
+        secrets = {k: v for k, v in secrets.items() if k in only}
+        if not secrets:
+            raise SystemExit("memscan: %s has none of the secrets %s" % (args[0], ",".join(only)))
+    pieces = list(needles(secrets))
     total = 0
-    for pid in sys.argv[2:]:
+    for pid in args[1:]:
         try:
             hits, scanned = scan(int(pid), pieces)
         except OSError as e:
             print(f"memscan: cannot read process {pid}: {e}", file=sys.stderr)
             return 2
+        inside = []
+        if outside is not None:
+            spans = [(lo, hi) for lo, hi, _ in regions(int(pid)) if hi - lo == outside]
+            inside = [h for h in hits if any(lo <= h[1] < hi for lo, hi in spans)]
+            hits = [h for h in hits if h not in inside]
+            print(f"pid {pid}: {len(inside)} hits inside the {len(spans)} mapping(s) of "
+                  f"{outside} bytes (not counted)")
         print(f"pid {pid}: scanned {scanned} bytes, {len(hits)} hits")
         for h in hits[:20]:
             print("  hit: pid %d at 0x%x (%s): %s" % (h[0], h[1], h[2] or "anon", h[3]))
