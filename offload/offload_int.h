@@ -206,7 +206,8 @@ void ihsm_req_wait_notified(struct ihsm_req *r);
 /* ---- session.c: connection life ---- */
 int ihsm_conn_ensure(struct ihsm_proc *p);
 /* Driver only: close connection cgen and fail what was in flight on it. */
-void ihsm_conn_teardown(struct ihsm_proc *p, uint32_t cgen, int status, const char *why);
+/* Returns how many requests it failed (0 if cgen is no longer current). */
+unsigned ihsm_conn_teardown(struct ihsm_proc *p, uint32_t cgen, int status, const char *why);
 void ihsm_set_error(struct ihsm_proc *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -223,8 +223,10 @@ int ihsm_ring_turn(struct ihsm_proc *p, uint64_t wait_ns, enum ihsm_turn_flush h
 
     done = reap(p);
     broken = atomic_exchange(&p->broken, 0);
+    /* the requests a failed send took down are completions of this turn:
+     * the caller's own may be among them, so it must not go to sleep */
     if (broken != 0)
-        ihsm_conn_teardown(p, broken, IHSM_ERR_DEVICE_GONE, "send to ihsmd failed");
+        done += (int)ihsm_conn_teardown(p, broken, IHSM_ERR_DEVICE_GONE, "send to ihsmd failed");
     now = ihsm_now_ns();
     /* pending requests leave with the enter that reaps completions: the
      * device just freed up, and whoever queued meanwhile goes together */

@@ -181,7 +181,7 @@ out:
     return st;
 }
 
-void ihsm_conn_teardown(struct ihsm_proc *p, uint32_t cgen, int status, const char *why)
+unsigned ihsm_conn_teardown(struct ihsm_proc *p, uint32_t cgen, int status, const char *why)
 {
     struct ihsm_req *head;
     unsigned failed = 0, n;
@@ -189,7 +189,7 @@ void ihsm_conn_teardown(struct ihsm_proc *p, uint32_t cgen, int status, const ch
     pthread_mutex_lock(&p->lock);
     if (!atomic_load(&p->up) || atomic_load(&p->cgen) != cgen) {
         pthread_mutex_unlock(&p->lock);
-        return;
+        return 0;
     }
     atomic_store(&p->up, 0);
     /* shutdown first: the recv armed in the ring holds its own reference
@@ -228,4 +228,5 @@ void ihsm_conn_teardown(struct ihsm_proc *p, uint32_t cgen, int status, const ch
     } else {
         DBG("connection to ihsmd lost (%s): %u requests failed", why, failed);
     }
+    return failed;
 }

@@ -150,6 +150,27 @@ static void kill9_fails_inflight_then_reconnects(void **state)
     assert_int_equal(st.inflight, 0);
 }
 
+/* An idle client (nothing in flight) learns of the restart only when its
+ * next send fails: that request must fail at once, not after the timeout,
+ * and the one after it must succeed (every nginx worker's first handshake
+ * after an ihsmd restart takes this path). */
+static void idle_client_fails_fast_after_restart(void **state)
+{
+    double t0, took;
+    int st;
+
+    assert_int_equal(ot_random(Q, 16), IHSM_OK);
+    /* a clean restart (SIGTERM): the old connection is closed, not reset */
+    assert_int_equal(dt_restart(&T.dd), 0);
+    t0 = ot_now();
+    st = ot_random(Q, 16);
+    took = ot_now() - t0;
+    printf("first call after the restart: %s in %.3f s\n", ihsm_status_name(st), took);
+    assert_true(st == IHSM_OK || st == IHSM_ERR_DEVICE_GONE);
+    assert_true(took < 2.0); /* the queue's timeout is 10 s */
+    assert_int_equal(ot_random(Q, 16), IHSM_OK);
+}
+
 static int setup(void **state)
 {
     if (ot_start(&T) != 0 || (Q = ot_queue(&T, 0, 0)) == NULL)
@@ -172,6 +193,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kill9_fails_inflight_then_reconnects),
+        cmocka_unit_test(idle_client_fails_fast_after_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
