@@ -101,6 +101,39 @@ static int check_args(ihsm_tool *t, const sign_args *a)
     return IHSM_TOOL_OK;
 }
 
+/* The options sign and verify share, plus each command's one file option
+ * (extra_c: --out for sign, --sig for verify). *helped is set when --help
+ * was printed and the command has nothing more to do. */
+static int parse_args(ihsm_tool *t, sign_args *a, int argc, char **argv,
+                      const struct option *opts, int extra_c, const char **extra,
+                      const char *help, int *helped)
+{
+    int c, rc;
+
+    *helped = 0;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        if (c == extra_c) {
+            *extra = optarg;
+            continue;
+        }
+        if (c == 'h') {
+            fputs(help, stdout);
+            *helped = 1;
+            return IHSM_TOOL_OK;
+        }
+        if ((rc = common_opt(t, a, c, optarg)) == IHSM_TOOL_OK)
+            continue;
+        if (rc > 0)
+            return rc;
+        if (ihsm_tool_global_opt(t, c, optarg))
+            continue;
+        return ihsm_tool_bad_option(t, argv);
+    }
+    if ((rc = ihsm_tool_no_operands(t, argc, argv)) != IHSM_TOOL_OK)
+        return rc;
+    return check_args(t, a);
+}
+
 /* Checks that need the key's type; settles the scheme. */
 static int check_key(ihsm_tool *t, sign_args *a, const ihsm_tool_key *k)
 {
@@ -205,28 +238,10 @@ int ihsm_cmd_sign(ihsm_tool *t, int argc, char **argv)
     const uint8_t *sig;
     ihsm_wr w;
     ihsm_rd r;
-    int c, st, rc;
+    int st, rc, helped;
 
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        if (c == 'o') {
-            out = optarg;
-            continue;
-        }
-        if (c == 'h') {
-            fputs(sign_help, stdout);
-            return IHSM_TOOL_OK;
-        }
-        if ((rc = common_opt(t, &a, c, optarg)) == IHSM_TOOL_OK)
-            continue;
-        if (rc > 0)
-            return rc;
-        if (ihsm_tool_global_opt(t, c, optarg))
-            continue;
-        return ihsm_tool_bad_option(t, argv);
-    }
-    if ((rc = ihsm_tool_no_operands(t, argc, argv)) != IHSM_TOOL_OK)
-        return rc;
-    if ((rc = check_args(t, &a)) != IHSM_TOOL_OK)
+    if ((rc = parse_args(t, &a, argc, argv, opts, 'o', &out, sign_help, &helped)) != IHSM_TOOL_OK
+        || helped)
         return rc;
     if (out == NULL)
         return ihsm_tool_usage_err(t, "--out SIG is required (- for standard output)");
@@ -332,28 +347,10 @@ int ihsm_cmd_verify(ihsm_tool *t, int argc, char **argv)
     EVP_PKEY *pk = NULL;
     uint8_t *tbs = NULL, *sig = NULL;
     size_t tbs_len = 0, sig_len = 0;
-    int c, rc, v;
+    int rc, v, helped;
 
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        if (c == 'g') {
-            sigfile = optarg;
-            continue;
-        }
-        if (c == 'h') {
-            fputs(verify_help, stdout);
-            return IHSM_TOOL_OK;
-        }
-        if ((rc = common_opt(t, &a, c, optarg)) == IHSM_TOOL_OK)
-            continue;
-        if (rc > 0)
-            return rc;
-        if (ihsm_tool_global_opt(t, c, optarg))
-            continue;
-        return ihsm_tool_bad_option(t, argv);
-    }
-    if ((rc = ihsm_tool_no_operands(t, argc, argv)) != IHSM_TOOL_OK)
-        return rc;
-    if ((rc = check_args(t, &a)) != IHSM_TOOL_OK)
+    if ((rc = parse_args(t, &a, argc, argv, opts, 'g', &sigfile, verify_help, &helped)) != IHSM_TOOL_OK
+        || helped)
         return rc;
     if (sigfile == NULL)
         return ihsm_tool_usage_err(t, "--sig SIG (the signature to check) is required");
